@@ -280,9 +280,10 @@ def definition_changes(desired, observed):
 
 
 def pool_view(definition, active, autostart):
-    """The managed fields, as shown in --diff."""
+    """The managed fields, as shown in --diff (unset source fields left out)."""
+    source = dict((key, value) for key, value in definition.source.as_dict().items() if value not in (None, []))
     return {'name': definition.name, 'state': 'present', 'type': definition.type,
-            'target': definition.target_path, 'source': definition.source.as_dict(),
+            'target': definition.target_path, 'source': source,
             'active': active, 'autostart': autostart}
 
 

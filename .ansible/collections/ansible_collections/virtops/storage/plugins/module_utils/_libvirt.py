@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's one libvirt client: connection, lookups and error mapping."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import contextlib
+import re
+import traceback
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+
+try:
+    import libvirt
+    LIBVIRT_IMPORT_ERROR = None
+except ImportError:
+    libvirt = None
+    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_URI = 'qemu:///system'
+_UUID_RE = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+
+
+# Failures libvirt reports only in words (errno text, libiscsi's status), as libvirt 9.0
+# words them; the first fragment found decides.
+_MESSAGE_CODES = (
+    ('No space left on device', 'NO_SPACE'),
+    ('Authentication failure', 'ISCSI_AUTH_FAILED'),
+    ('Failed to login', 'ISCSI_LOGIN_FAILED'),
+    ('Failed to connect: iscsi', 'ISCSI_UNREACHABLE'),
+)
+
+
+def _code_for(err):
+    """The SPEC error code for a libvirtError."""
+    number = err.get_error_code()
+    names = {
+        'VIR_ERR_NO_STORAGE_POOL': 'POOL_NOT_FOUND',
+        'VIR_ERR_NO_STORAGE_VOL': 'VOLUME_NOT_FOUND',
+        'VIR_ERR_NO_DOMAIN': 'DOMAIN_NOT_FOUND',
+        'VIR_ERR_NO_CONNECT': 'LIBVIRT_UNREACHABLE',
+        'VIR_ERR_AUTH_FAILED': 'LIBVIRT_UNREACHABLE',
+    }
+    for name, code in names.items():
+        if number == getattr(libvirt, name, None):
+            return code
+    message = err.get_error_message() or str(err)
+    for fragment, code in _MESSAGE_CODES:
+        if fragment in message:
+            return code
+    if number == libvirt.VIR_ERR_SYSTEM_ERROR and err.get_error_domain() in (
+            libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE):
+        return 'LIBVIRT_UNREACHABLE'
+    return 'LIBVIRT_ERROR'
+
+
+def is_missing(err):
+    """True for libvirt's "no such pool/volume/domain/secret" errors, and only those."""
+    return err.get_error_code() in (
+        libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_NO_STORAGE_VOL,
+        libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_SECRET)
+
+
+def _ignore_libvirt_errors(_context, _error):
+    """libvirt prints every error to stderr by default; ours are raised, not printed."""
+
+
+class LibvirtClient(object):
+    """A lazily opened libvirt connection with lookups that return None only for
+    "no such object" and raise StorageError for everything else."""
+
+    def __init__(self, uri=None):
+        self.uri = uri or DEFAULT_URI
+        self._conn = None
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as err:
+                raise StorageError(
+                    'LIBVIRT_UNREACHABLE',
+                    'cannot connect to libvirt at %s: %s; check that libvirtd runs there and '
+                    'that this user may connect' % (self.uri, err.get_error_message() or err))
+        return self._conn
+
+    def close(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass
+            self._conn = None
+
+    @contextlib.contextmanager
+    def errors(self, doing):
+        """Turn a libvirtError raised while `doing` something into a StorageError."""
+        try:
+            yield
+        except libvirt.libvirtError as err:
+            raise StorageError(_code_for(err), '%s failed: %s' % (doing, err.get_error_message() or err),
+                               libvirt_code=err.get_error_code())
+
+    def _lookup(self, doing, lookup, *args):
+        try:
+            return lookup(*args)
+        except libvirt.libvirtError as err:
+            if is_missing(err):
+                return None
+            raise StorageError(_code_for(err), '%s failed: %s' % (doing, err.get_error_message() or err),
+                               libvirt_code=err.get_error_code())
+
+    # pools -----------------------------------------------------------------------------
+    def lookup_pool(self, name):
+        return self._lookup('look up pool %s' % name, self.conn.storagePoolLookupByName, name)
+
+    def get_pool(self, name):
+        pool = self.lookup_pool(name)
+        if pool is None:
+            raise StorageError('POOL_NOT_FOUND', 'storage pool %r does not exist' % name)
+        return pool
+
+    def list_pools(self):
+        with self.errors('list storage pools'):
+            return self.conn.listAllStoragePools(0)
+
+    def define_pool(self, xml):
+        with self.errors('define storage pool'):
+            return self.conn.storagePoolDefineXML(xml, 0)
+
+    # volumes ---------------------------------------------------------------------------
+    def lookup_volume(self, pool, name):
+        return self._lookup('look up volume %s in pool %s' % (name, pool.name()), pool.storageVolLookupByName, name)
+
+    def lookup_volume_by_path(self, path):
+        return self._lookup('look up volume at %s' % path, self.conn.storageVolLookupByPath, path)
+
+    # domains ---------------------------------------------------------------------------
+    def lookup_domain(self, name_or_uuid):
+        if _UUID_RE.match(name_or_uuid):
+            found = self._lookup('look up domain %s' % name_or_uuid, self.conn.lookupByUUIDString, name_or_uuid)
+            if found is not None:
+                return found
+        return self._lookup('look up domain %s' % name_or_uuid, self.conn.lookupByName, name_or_uuid)
+
+    def list_domains(self):
+        with self.errors('list domains'):
+            return self.conn.listAllDomains(0)
+
+    # secrets ---------------------------------------------------------------------------
+    def lookup_secret(self, usage_type, usage_id):
+        return self._lookup('look up secret %s' % usage_id, self.conn.secretLookupByUsage, usage_type, usage_id)
+
+    def define_secret(self, xml):
+        with self.errors('define secret'):
+            return self.conn.secretDefineXML(xml, 0)

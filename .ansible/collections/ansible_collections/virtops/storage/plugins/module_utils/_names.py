@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Validation of pool, volume and domain names."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import unicodedata
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+
+NAME_MAX_BYTES = 255
+# libvirt keeps persistent pools and domains as "<name>.xml" (and autostart links of the
+# same name), so those names lose four bytes to the suffix of a 255-byte file name.
+DEFINITION_NAME_MAX_BYTES = NAME_MAX_BYTES - len('.xml')
+
+
+def validate_name(name, kind='name', max_bytes=NAME_MAX_BYTES):
+    """Return `name` unchanged or raise StorageError(INVALID_NAME) saying why."""
+    if not isinstance(name, str) or name == '':
+        raise StorageError('INVALID_NAME', '%s must be a non-empty string' % kind)
+    if name in ('.', '..'):
+        raise StorageError('INVALID_NAME', '%s %r is reserved' % (kind, name))
+    if '/' in name:
+        raise StorageError('INVALID_NAME', '%s %r must not contain "/"' % (kind, name))
+    for char in name:
+        if unicodedata.category(char) == 'Cc':
+            raise StorageError('INVALID_NAME',
+                               '%s %r must not contain control characters (found %r)' % (kind, name, char))
+    size = len(name.encode('utf-8', 'surrogatepass'))
+    if size > max_bytes:
+        raise StorageError('INVALID_NAME', '%s is %d bytes long; at most %d bytes are allowed%s' % (
+            kind, size, max_bytes,
+            ' (libvirt stores the definition as "<name>.xml")' if max_bytes < NAME_MAX_BYTES else ''))
+    return name

@@ -1,0 +1,636 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Storage pools: desired and observed state, the planner, and the steps that apply it."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import dataclasses
+import posixpath
+from typing import Optional, Tuple
+
+from ansible_collections.virtops.storage.plugins.module_utils import _secrets, _xml
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
+from ansible_collections.virtops.storage.plugins.module_utils._names import (
+    DEFINITION_NAME_MAX_BYTES, validate_name)
+from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
+from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+
+POOL_TYPES = ('dir', 'fs', 'netfs', 'logical', 'disk', 'iscsi', 'iscsi-direct', 'scsi', 'mpath', 'rbd', 'zfs')
+
+# What each type cannot be defined without, checked before libvirt sees the XML so the
+# user gets the option's name rather than an XPath.
+REQUIRED_FIELDS = {
+    'dir': ('target',),
+    'fs': ('source.devices', 'target'),
+    'netfs': ('source.host', 'source.dir', 'target'),
+    'logical': (),
+    'disk': ('source.devices',),
+    'iscsi': ('source.host', 'source.iqn'),
+    'iscsi-direct': ('source.host', 'source.iqn', 'source.initiator'),
+    'scsi': ('source.adapter',),
+    'mpath': (),
+    'rbd': ('source.host', 'source.name'),
+    'zfs': ('source.name',),
+}
+# Target paths libvirt insists on but that have one obvious value.
+DEFAULT_TARGETS = {'disk': '/dev', 'iscsi': '/dev/disk/by-path', 'scsi': '/dev/disk/by-path', 'mpath': '/dev/mapper'}
+# How building each type treats existing data. Types that format a device are built
+# with NO_OVERWRITE unless the user allowed overwriting; libvirt refuses NO_OVERWRITE on
+# the types that only make a directory.
+BUILD_MODES = {'dir': 'plain', 'netfs': 'plain', 'zfs': 'plain', 'fs': 'guarded', 'logical': 'guarded', 'disk': 'guarded'}
+# Types whose backend can delete volumes, and those that can delete the pool's storage.
+VOLUME_DELETE_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'disk', 'rbd', 'zfs'))
+STORAGE_DELETE_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'zfs'))
+# Types whose volumes are files below the target path.
+FILE_TYPES = frozenset(('dir', 'fs', 'netfs'))
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSource:
+    host: Optional[str] = None
+    port: Optional[int] = None
+    dir: Optional[str] = None
+    devices: Tuple[str, ...] = ()
+    name: Optional[str] = None
+    format: Optional[str] = None
+    iqn: Optional[str] = None
+    initiator: Optional[str] = None
+    adapter: Optional[str] = None
+    auth_username: Optional[str] = None
+    auth_secret_usage: Optional[str] = None
+    auth_secret_uuid: Optional[str] = None
+
+    def as_dict(self):
+        return {
+            'host': self.host, 'port': self.port, 'dir': self.dir, 'devices': list(self.devices),
+            'name': self.name, 'format': self.format, 'iqn': self.iqn, 'initiator': self.initiator,
+            'adapter': self.adapter,
+            'auth': {'username': self.auth_username} if self.auth_username else None,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolDefinition:
+    name: str
+    type: str
+    target_path: Optional[str] = None
+    source: PoolSource = PoolSource()
+    uuid: Optional[str] = None
+
+
+@dataclasses.dataclass
+class DesiredPool:
+    name: str
+    state: str = 'present'
+    definition: Optional[PoolDefinition] = None
+    xml_tree: object = None
+    password: Optional[str] = None
+    active: bool = True
+    autostart: bool = True
+    build: bool = True
+    overwrite: bool = False
+    purge: bool = False
+    refresh: bool = False
+
+
+@dataclasses.dataclass
+class ObservedPool:
+    definition: PoolDefinition
+    xml_tree: object
+    live_definition: Optional[PoolDefinition]
+    active: bool
+    persistent: bool
+    autostart: bool
+    volumes: Optional[Tuple[Tuple[str, str], ...]] = None
+    secret: Optional[_secrets.ObservedSecret] = None
+    users: Tuple[Tuple[str, object], ...] = ()
+
+
+def secret_usage(pool_name):
+    return 'virtops-pool/%s' % pool_name
+
+
+def auth_kind(pool_type):
+    return ('ceph', 'ceph') if pool_type == 'rbd' else ('chap', 'iscsi')
+
+
+# ---------------------------------------------------------------------------------------
+# XML
+def parse_definition(root):
+    """A PoolDefinition from a <pool> element (the user's, or libvirt's)."""
+    source = root.find('source')
+    host = source.find('host') if source is not None else None
+    port = host.get('port') if host is not None else None
+    pool_type = root.get('type')
+    device_paths = tuple(dev.get('path') for dev in (source.findall('device') if source is not None else []))
+    iqn = None
+    if pool_type in ('iscsi', 'iscsi-direct') and device_paths:
+        iqn, device_paths = device_paths[0], ()
+    auth = source.find('auth') if source is not None else None
+    return PoolDefinition(
+        name=_xml.text_of(root, 'name'),
+        type=pool_type,
+        uuid=_xml.text_of(root, 'uuid'),
+        target_path=_xml.text_of(root, 'target/path'),
+        source=PoolSource(
+            host=host.get('name') if host is not None else None,
+            port=int(port) if port else None,
+            dir=_xml.attr_of(source, 'dir', 'path'),
+            devices=device_paths,
+            name=_xml.text_of(source, 'name'),
+            format=_xml.attr_of(source, 'format', 'type'),
+            iqn=iqn,
+            initiator=_xml.attr_of(source, 'initiator/iqn', 'name'),
+            adapter=_xml.attr_of(source, 'adapter', 'name'),
+            auth_username=auth.get('username') if auth is not None else None,
+            auth_secret_usage=_xml.attr_of(auth, 'secret', 'usage'),
+            auth_secret_uuid=_xml.attr_of(auth, 'secret', 'uuid'),
+        ))
+
+
+def build_xml(definition):
+    """The <pool> XML text for a PoolDefinition."""
+    root = _xml.element('pool', {'type': definition.type})
+    _xml.sub(root, 'name', text=definition.name)
+    if definition.uuid:
+        _xml.sub(root, 'uuid', text=definition.uuid)
+    src = definition.source
+    source = _xml.sub(root, 'source')
+    if src.host:
+        _xml.sub(source, 'host', {'name': src.host, 'port': src.port})
+    for path in src.devices:
+        _xml.sub(source, 'device', {'path': path})
+    if src.iqn:
+        _xml.sub(source, 'device', {'path': src.iqn})
+    if src.dir:
+        _xml.sub(source, 'dir', {'path': src.dir})
+    if src.adapter:
+        _xml.sub(source, 'adapter', {'type': 'scsi_host', 'name': src.adapter})
+    if src.name:
+        _xml.sub(source, 'name', text=src.name)
+    if src.format:
+        _xml.sub(source, 'format', {'type': src.format})
+    if src.initiator:
+        _xml.sub(_xml.sub(source, 'initiator'), 'iqn', {'name': src.initiator})
+    if src.auth_username:
+        auth = _xml.sub(source, 'auth', {'type': auth_kind(definition.type)[0], 'username': src.auth_username})
+        _xml.sub(auth, 'secret', {'usage': src.auth_secret_usage, 'uuid': src.auth_secret_uuid})
+    if definition.target_path:
+        _xml.sub(_xml.sub(root, 'target'), 'path', text=definition.target_path)
+    return _xml.to_string(root)
+
+
+# ---------------------------------------------------------------------------------------
+# From the module's options
+def _normalize_path(path, option):
+    if not path.startswith('/'):
+        raise StorageError('INVALID_ARGUMENT', '%s must be an absolute path, got %r' % (option, path))
+    return posixpath.normpath(path)
+
+
+def desired_from_params(params):
+    """Validate the module's options and return a DesiredPool."""
+    name = validate_name(params['name'], 'pool name', DEFINITION_NAME_MAX_BYTES)
+    desired = DesiredPool(
+        name=name, state=params['state'], active=params['active'], autostart=params['autostart'],
+        build=params['build'], overwrite=params['overwrite'], purge=params['purge'], refresh=params['refresh'])
+    if params.get('xml'):
+        desired.xml_tree, desired.definition = _definition_from_xml(params['xml'], name)
+    elif params.get('type'):
+        desired.definition, desired.password = _definition_from_options(name, params)
+    elif params.get('target') or params.get('source'):
+        raise StorageError('INVALID_ARGUMENT', 'type is required with target or source')
+    if desired.purge and desired.state != 'absent':
+        raise StorageError('INVALID_ARGUMENT', 'purge only applies with state=absent')
+    return desired
+
+
+def _definition_from_xml(text, name):
+    root = _xml.parse(text, 'xml')
+    if root.tag != 'pool':
+        raise StorageError('INVALID_ARGUMENT', 'xml must be a <pool> definition, got <%s>' % root.tag)
+    name_node = root.find('name')
+    if name_node is None:
+        name_node = _xml.element('name')
+        root.insert(0, name_node)
+        name_node.text = name
+    elif (name_node.text or '').strip() != name:
+        raise StorageError('INVALID_ARGUMENT', 'the <name> in xml (%r) differs from name (%r)' % (name_node.text, name))
+    if root.get('type') not in POOL_TYPES:
+        raise StorageError('INVALID_ARGUMENT', 'xml: pool type %r is not one of %s' % (root.get('type'), ', '.join(POOL_TYPES)))
+    return root, parse_definition(root)
+
+
+def _definition_from_options(name, params):
+    pool_type = params['type']
+    source = dict(params.get('source') or {})
+    auth = source.pop('auth', None) or {}
+    values = {'target': params.get('target')}
+    values.update(('source.%s' % key, value) for key, value in source.items())
+    missing = [option for option in REQUIRED_FIELDS[pool_type] if not values.get(option)]
+    if missing:
+        raise StorageError('INVALID_ARGUMENT', 'a pool of type %s needs %s' % (pool_type, ', '.join(missing)))
+    port = source.get('port')
+    if port is not None and not 0 < port < 65536:
+        raise StorageError('INVALID_ARGUMENT', 'source.port must be between 1 and 65535, got %s' % port)
+    if port is not None and not source.get('host'):
+        raise StorageError('INVALID_ARGUMENT', 'source.port needs source.host')
+    target = params.get('target')
+    definition = PoolDefinition(
+        name=name, type=pool_type,
+        target_path=_normalize_path(target, 'target') if target else None,
+        source=PoolSource(
+            host=source.get('host'), port=port, dir=source.get('dir'),
+            devices=tuple(_normalize_path(dev, 'source.devices') for dev in source.get('devices') or ()),
+            name=source.get('name'), format=source.get('format'), iqn=source.get('iqn'),
+            initiator=source.get('initiator'), adapter=source.get('adapter'),
+            auth_username=auth.get('username'),
+            auth_secret_usage=secret_usage(name) if auth.get('username') else None))
+    return definition, auth.get('password')
+
+
+# ---------------------------------------------------------------------------------------
+# Comparing
+_SOURCE_FIELDS = ('host', 'port', 'dir', 'devices', 'name', 'format', 'iqn', 'initiator', 'adapter')
+
+
+def definition_changes(desired, observed):
+    """Names of the fields where `observed` differs from what `desired` asks for.
+
+    A field the user left out is not managed and never differs, except authentication:
+    leaving out source.auth asks for a pool without it.
+    """
+    changed = []
+    if desired.target_path and desired.target_path != observed.target_path:
+        changed.append('target')
+    for field in _SOURCE_FIELDS:
+        wanted = getattr(desired.source, field)
+        if wanted not in (None, ()) and wanted != getattr(observed.source, field):
+            changed.append('source.%s' % field)
+    if desired.source.auth_username != observed.source.auth_username:
+        changed.append('source.auth.username')
+    elif desired.source.auth_username and (
+            (desired.source.auth_secret_usage or None, desired.source.auth_secret_uuid or None) !=
+            (observed.source.auth_secret_usage or None, observed.source.auth_secret_uuid or None)):
+        changed.append('source.auth.secret')
+    return changed
+
+
+def pool_view(definition, active, autostart):
+    """The managed fields, as shown in --diff (unset source fields left out)."""
+    source = dict((key, value) for key, value in definition.source.as_dict().items() if value not in (None, []))
+    return {'name': definition.name, 'state': 'present', 'type': definition.type,
+            'target': definition.target_path, 'source': source,
+            'active': active, 'autostart': autostart}
+
+
+def merge_definition(desired, observed):
+    """What to define: the user's fields over the existing definition, keeping its UUID
+    and every field the user did not manage."""
+    if observed is None:
+        target = desired.target_path or DEFAULT_TARGETS.get(desired.type)
+        return dataclasses.replace(desired, target_path=target)
+    src = {}
+    for field in dataclasses.fields(PoolSource):
+        wanted = getattr(desired.source, field.name)
+        src[field.name] = wanted if wanted not in (None, ()) else getattr(observed.source, field.name)
+    if not desired.source.auth_username:
+        src.update(auth_username=None, auth_secret_usage=None, auth_secret_uuid=None)
+    return dataclasses.replace(desired, uuid=observed.uuid, target_path=desired.target_path or observed.target_path,
+                               source=PoolSource(**src))
+
+
+# ---------------------------------------------------------------------------------------
+# Planning: pure functions of (desired, observed)
+def plan_pool(desired, observed):
+    if desired.state == 'absent':
+        return _plan_absent(desired, observed)
+    return _plan_present(desired, observed)
+
+
+def _plan_present(desired, observed):
+    plan = Plan()
+    name = desired.name
+    wanted = desired.definition
+    plan.extra['restart_required'] = False
+    if observed is None:
+        if wanted is None:
+            raise StorageError('POOL_NOT_FOUND', 'storage pool %r does not exist; give type (with its options) '
+                                                 'or xml to define it' % name)
+        if wanted.source.auth_username and wanted.source.auth_secret_usage == secret_usage(name) \
+                and desired.password is None:
+            raise StorageError('INVALID_ARGUMENT', 'source.auth.password is required to define pool %r' % name)
+        plan.before = {'name': name, 'state': 'absent'}
+        plan.after = pool_view(wanted, desired.active, desired.autostart)
+        _plan_secret(plan, desired, None, wanted)
+        merged = merge_definition(wanted, None)
+        plan.add('define pool %s' % name, 'define', (_define_xml(desired, merged),),
+                 undo=Action('undefine pool %s' % name, 'undefine', (name,)))
+        mode = BUILD_MODES.get(wanted.type)
+        if desired.build and mode:
+            guarded = 'overwrite' if desired.overwrite else 'no_overwrite'
+            plan.add('build pool %s%s' % (name, ' (formatting allowed)' if desired.overwrite and mode == 'guarded' else ''),
+                     'build', (name, guarded if mode == 'guarded' else 'plain'))
+        if desired.active:
+            plan.add('start pool %s' % name, 'start', (name,), undo=Action('stop pool %s' % name, 'stop', (name,)))
+        if desired.autostart:
+            plan.add('enable autostart of pool %s' % name, 'set_autostart', (name, True))
+        return plan
+
+    current = observed.definition
+    if wanted is not None and wanted.type != current.type:
+        raise StorageError('INVALID_ARGUMENT', 'pool %r exists with type %s; remove it before defining it as %s'
+                           % (name, current.type, wanted.type))
+    plan.before = pool_view(current, observed.active, observed.autostart)
+    after_definition = current
+    changes = []
+    if wanted is not None:
+        changes = definition_changes(wanted, current)
+        if desired.xml_tree is not None and not _xml.is_subset(desired.xml_tree, observed.xml_tree):
+            changes.append('xml')
+        secret_changed = _plan_secret(plan, desired, observed, wanted)
+        if changes or not observed.persistent:
+            merged = merge_definition(wanted, current)
+            after_definition = merged
+            plan.add('%s pool %s%s' % ('redefine' if observed.persistent else 'persist', name,
+                                       ' (%s)' % ', '.join(changes) if changes else ''),
+                     'define', (_define_xml(desired, merged),))
+        live_changes = definition_changes(wanted, observed.live_definition) if observed.active else []
+        if observed.active and desired.active and (live_changes or secret_changed):
+            plan.extra['restart_required'] = True
+            plan.warnings.append('pool %s is active and still runs its previous definition (%s); stop and start it '
+                                 'to use the new one' % (name, ', '.join(live_changes or ['source.auth.password'])))
+    plan.after = pool_view(after_definition, desired.active, desired.autostart)
+    if desired.active and not observed.active:
+        # A stopped pool may have been redefined onto a new directory: making the
+        # directory (never formatting) before starting is always safe.
+        if desired.build and BUILD_MODES.get(current.type) == 'plain':
+            plan.add('build pool %s' % name, 'build', (name, 'plain'))
+        plan.add('start pool %s' % name, 'start', (name,))
+    elif not desired.active and observed.active:
+        plan.add('stop pool %s' % name, 'stop', (name,))
+    if desired.autostart != observed.autostart:
+        plan.add('%s autostart of pool %s' % ('enable' if desired.autostart else 'disable', name),
+                 'set_autostart', (name, desired.autostart))
+    if desired.refresh and desired.active:
+        plan.add('refresh pool %s' % name, 'refresh', (name,), changes=False)
+    if wanted is not None and not wanted.source.auth_username and observed.secret is not None:
+        plan.add('remove the secret of pool %s' % name, 'remove_secret', (auth_kind(current.type)[1], secret_usage(name)))
+    return plan
+
+
+def _define_xml(desired, merged):
+    """The user's own XML when given (with the existing UUID), else ours."""
+    if desired.xml_tree is None:
+        return build_xml(merged)
+    root = _xml.parse(_xml.to_string(desired.xml_tree))
+    if merged.uuid and root.find('uuid') is None:
+        _xml.sub(root, 'uuid', text=merged.uuid)
+    return _xml.to_string(root)
+
+
+def _plan_secret(plan, desired, observed, wanted):
+    """Store the CHAP/ceph password in the pool's secret when it is not the one asked for."""
+    if not (wanted.source.auth_username and desired.password is not None):
+        return False
+    if wanted.source.auth_secret_usage != secret_usage(desired.name):
+        return False
+    current = observed.secret if observed is not None else None
+    if _secrets.secret_is_current(current, desired.password):
+        return False
+    usage_type = auth_kind(wanted.type)[1]
+    plan.add('%s the secret of pool %s' % ('store' if current is None else 'update', desired.name), 'store_secret',
+             (usage_type, secret_usage(desired.name), 'password of pool %s' % desired.name, desired.password,
+              current.uuid if current else None))
+    return True
+
+
+def _plan_absent(desired, observed):
+    plan = Plan()
+    name = desired.name
+    plan.after = {'name': name, 'state': 'absent'}
+    if observed is None:
+        plan.before = dict(plan.after)
+        return plan
+    current = observed.definition
+    plan.before = pool_view(current, observed.active, observed.autostart)
+    if desired.purge:
+        if current.type not in VOLUME_DELETE_TYPES:
+            raise StorageError('INVALID_ARGUMENT', 'purge is not possible for pool %r: libvirt cannot delete the '
+                                                   'volumes of a %s pool' % (name, current.type))
+        if observed.users:
+            raise StorageError('POOL_IN_USE', 'pool %r cannot be purged: %s' % (name, '; '.join(
+                'volume %s is used by domain %s' % (volume, use.domain) for volume, use in observed.users)),
+                used_by=[dict(use.as_dict(), volume=volume) for volume, use in observed.users])
+        if not observed.active:
+            plan.add('start pool %s to list its volumes' % name, 'start', (name,))
+            plan.add('delete every volume of pool %s' % name, 'delete_all_volumes', (name,))
+        else:
+            for volume, _path in observed.volumes or ():
+                plan.add('delete volume %s of pool %s' % (volume, name), 'delete_volume', (name, volume))
+        plan.add('stop pool %s' % name, 'stop', (name,))
+        if current.type in STORAGE_DELETE_TYPES:
+            plan.add('delete the storage of pool %s' % name, 'delete_storage', (name,))
+    elif observed.active:
+        plan.add('stop pool %s' % name, 'stop', (name,))
+    if observed.persistent:
+        plan.add('undefine pool %s' % name, 'undefine', (name,))
+    if observed.secret is not None:
+        plan.add('remove the secret of pool %s' % name, 'remove_secret', (auth_kind(current.type)[1], secret_usage(name)))
+    return plan
+
+
+# ---------------------------------------------------------------------------------------
+# Observing and applying: the only code here with side effects
+def pool_users(definition, volumes, usage):
+    """(volume, DiskUse) for every domain disk that lives in the pool."""
+    found = []
+    by_path = dict((path, volume) for volume, path in volumes or ())
+    for volume, path in volumes or ():
+        found.extend((volume, use) for use in usage.users(path=path, pool=definition.name, volume=volume))
+    seen = set((volume, use.domain) for volume, use in found)
+    for volume, use in usage.pool_references(definition.name):
+        if (volume, use.domain) not in seen:
+            found.append((volume, use))
+            seen.add((volume, use.domain))
+    if definition.type in FILE_TYPES and definition.target_path:
+        for path, use in usage.paths_under(definition.target_path):
+            volume = by_path.get(path, posixpath.basename(path))
+            if (volume, use.domain) not in seen:
+                found.append((volume, use))
+                seen.add((volume, use.domain))
+    return tuple(found)
+
+
+class PoolOps(object):
+    """Reads pools from libvirt and carries out the planned steps."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def observe(self, name, with_usage=False):
+        pool = self.client.lookup_pool(name)
+        if pool is None:
+            return None
+        with self.client.errors('read pool %s' % name):
+            active = bool(pool.isActive())
+            persistent = bool(pool.isPersistent())
+            stored_xml = pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0)
+            live_xml = pool.XMLDesc(0) if active else None
+            autostart = bool(pool.autostart()) if persistent else False
+            volumes = None
+            if active:
+                volumes = tuple((vol.name(), vol.path()) for vol in pool.listAllVolumes(0))
+        stored = _xml.parse(stored_xml, 'pool XML')
+        definition = parse_definition(stored)
+        observed = ObservedPool(
+            definition=definition, xml_tree=stored,
+            live_definition=parse_definition(_xml.parse(live_xml, 'pool XML')) if live_xml else None,
+            active=active, persistent=persistent, autostart=autostart, volumes=volumes,
+            secret=_secrets.observe_secret(self.client, auth_kind(definition.type)[1], secret_usage(name)))
+        if with_usage:
+            observed.users = pool_users(definition, volumes, UsageIndex.build(self.client))
+        return observed
+
+    def define(self, xml):
+        self.client.define_pool(xml)
+
+    def undefine(self, name):
+        with self.client.errors('undefine pool %s' % name):
+            self.client.get_pool(name).undefine()
+
+    def build(self, name, mode):
+        flags = {'plain': 0, 'no_overwrite': libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE,
+                 'overwrite': libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE}[mode]
+        pool = self.client.get_pool(name)
+        try:
+            pool.build(flags)
+        except libvirt.libvirtError as err:
+            # libvirt says STORAGE_POOL_BUILT both for "already holds the wanted format"
+            # (fine: use it as it is) and for "holds another format" (refuse); only the
+            # message tells them apart.
+            if err.get_error_code() == libvirt.VIR_ERR_STORAGE_POOL_BUILT and \
+                    'already formatted using' in (err.get_error_message() or ''):
+                return
+            hint = ''
+            if mode == 'no_overwrite':
+                hint = '; the storage already holds data, and it is never formatted unless overwrite=true'
+            raise StorageError('LIBVIRT_ERROR', 'build pool %s failed: %s%s' % (name, err.get_error_message(), hint),
+                               libvirt_code=err.get_error_code())
+
+    def start(self, name):
+        with self.client.errors('start pool %s' % name):
+            self.client.get_pool(name).create(0)
+
+    def stop(self, name):
+        with self.client.errors('stop pool %s' % name):
+            pool = self.client.get_pool(name)
+            if pool.isActive():
+                pool.destroy()
+
+    def set_autostart(self, name, enabled):
+        with self.client.errors('set autostart of pool %s' % name):
+            self.client.get_pool(name).setAutostart(1 if enabled else 0)
+
+    def refresh(self, name):
+        with self.client.errors('refresh pool %s' % name):
+            self.client.get_pool(name).refresh(0)
+
+    def delete_volume(self, pool_name, volume_name):
+        pool = self.client.get_pool(pool_name)
+        volume = self.client.lookup_volume(pool, volume_name)
+        if volume is not None:
+            with self.client.errors('delete volume %s of pool %s' % (volume_name, pool_name)):
+                volume.delete(0)
+
+    def delete_all_volumes(self, pool_name):
+        pool = self.client.get_pool(pool_name)
+        with self.client.errors('list the volumes of pool %s' % pool_name):
+            pool.refresh(0)
+            names = [vol.name() for vol in pool.listAllVolumes(0)]
+        for volume_name in names:
+            self.delete_volume(pool_name, volume_name)
+
+    def delete_storage(self, name):
+        with self.client.errors('delete the storage of pool %s' % name):
+            self.client.get_pool(name).delete(0)
+
+    def store_secret(self, usage_type, usage_id, purpose, password, uuid):
+        _secrets.store_secret(self.client, usage_type, usage_id, purpose, password, uuid)
+
+    def remove_secret(self, usage_type, usage_id):
+        _secrets.remove_secret(self.client, usage_type, usage_id)
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+def describe_pool(client, pool):
+    """The SPEC's `pool` return shape, read from libvirt."""
+    with client.errors('read pool %s' % pool.name()):
+        active = bool(pool.isActive())
+        persistent = bool(pool.isPersistent())
+        definition = parse_definition(_xml.parse(pool.XMLDesc(0), 'pool XML'))
+        _state, capacity, allocation, available = pool.info()
+        return {
+            'name': definition.name, 'uuid': pool.UUIDString(), 'type': definition.type,
+            'state': 'active' if active else 'inactive', 'persistent': persistent,
+            'autostart': bool(pool.autostart()) if persistent else False,
+            'capacity': int(capacity), 'allocation': int(allocation), 'available': int(available),
+            'target_path': definition.target_path, 'source': definition.source.as_dict(),
+            'volume_count': pool.numOfVolumes() if active else None,
+        }
+
+
+def predict_pool(desired, observed, current_description):
+    """The `pool` a check-mode run would leave, from what exists and what was asked."""
+    if desired.state == 'absent':
+        return None
+    definition = merge_definition(desired.definition, observed.definition if observed else None) \
+        if desired.definition else observed.definition
+    predicted = dict(current_description or {
+        'uuid': None, 'persistent': True, 'capacity': None, 'allocation': None, 'available': None,
+        'volume_count': None})
+    predicted.update({
+        'name': desired.name, 'type': definition.type, 'state': 'active' if desired.active else 'inactive',
+        'autostart': desired.autostart, 'persistent': True,
+        'target_path': definition.target_path, 'source': definition.source.as_dict()})
+    return predicted
+
+
+def run_pool_module(module):
+    """storage_pool's main flow: observe, plan, apply (unless check mode), report."""
+    client = module.client()
+    desired = desired_from_params(module.params)
+    ops = PoolOps(client)
+    observed = ops.observe(desired.name, with_usage=desired.purge)
+    plan = plan_pool(desired, observed)
+    module.apply(plan, ops)
+    pool = client.lookup_pool(desired.name)
+    if module.check_mode:
+        result = predict_pool(desired, observed, describe_pool(client, pool) if pool is not None else None)
+    else:
+        result = describe_pool(client, pool) if pool is not None else None
+    module.exit_plan(plan, pool=result)
+
+
+def run_pool_info_module(module):
+    client = module.client()
+    params = module.params
+    if params.get('name') is not None:
+        found = client.lookup_pool(params['name'])
+        candidates = [found] if found is not None else []
+    else:
+        candidates = client.list_pools()
+    pools = []
+    for pool in candidates:
+        described = describe_pool(client, pool)
+        if params.get('type') and described['type'] != params['type']:
+            continue
+        if params.get('state') and described['state'] != params['state']:
+            continue
+        pools.append(described)
+    pools.sort(key=lambda item: item['name'])
+    module.exit_info(pools=pools)

@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan, then apply: what every module of the collection shares.
+
+A planner is a pure function of (desired, observed) returning a Plan: Actions that
+describe themselves and name the method of an "ops" object that carries them out.
+Check mode is the one place that decides not to apply; `changed`, `actions` and the
+diff all come from the same Plan.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import contextlib
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.virtops.storage.plugins.module_utils._libvirt import (
+    DEFAULT_URI, LIBVIRT_IMPORT_ERROR, LibvirtClient)
+from ansible_collections.virtops.storage.plugins.module_utils._xml import LXML_IMPORT_ERROR
+
+CONNECTION_ARGSPEC = {
+    'uri': {'type': 'str', 'default': DEFAULT_URI, 'fallback': (env_fallback, ['LIBVIRT_DEFAULT_URI'])},
+}
+
+
+class Action(object):
+    """One step: `description` is what users read, `method(*args)` is called on the ops
+    object to carry it out. `changes=False` marks steps that change nothing (a refresh).
+    `undo`, when given, is the Action that reverses this one if a later step fails."""
+
+    __slots__ = ('description', 'method', 'args', 'changes', 'undo')
+
+    def __init__(self, description, method, args=(), changes=True, undo=None):
+        self.description = description
+        self.method = method
+        self.args = tuple(args)
+        self.changes = changes
+        self.undo = undo
+
+    def apply(self, ops):
+        return getattr(ops, self.method)(*self.args)
+
+    def __repr__(self):
+        return 'Action(%r)' % self.description
+
+
+class Plan(object):
+    """The ordered actions of one run, with the diff and extra result keys they imply."""
+
+    def __init__(self):
+        self.actions = []
+        self.before = {}
+        self.after = {}
+        self.warnings = []
+        self.extra = {}
+
+    def add(self, description, method, args=(), changes=True, undo=None):
+        self.actions.append(Action(description, method, args, changes, undo))
+
+    @property
+    def changed(self):
+        return any(action.changes for action in self.actions)
+
+    @property
+    def descriptions(self):
+        return [action.description for action in self.actions]
+
+
+class StorageModule(AnsibleModule):
+    """AnsibleModule with the shared `uri` option and SPEC-shaped failures: every
+    failure carries `error_code` (INVALID_ARGUMENT for argument validation) and `actions`."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = dict(CONNECTION_ARGSPEC)
+        spec.update(argument_spec)
+        self._arguments_validated = False
+        super(StorageModule, self).__init__(argument_spec=spec, **kwargs)
+        self._arguments_validated = True
+        if LIBVIRT_IMPORT_ERROR:
+            self.fail_json(msg=missing_required_lib('libvirt-python'), exception=LIBVIRT_IMPORT_ERROR,
+                           error_code='LIBVIRT_UNREACHABLE')
+        if LXML_IMPORT_ERROR:
+            self.fail_json(msg=missing_required_lib('lxml'), exception=LXML_IMPORT_ERROR,
+                           error_code='INVALID_ARGUMENT')
+
+    def fail_json(self, msg, **kwargs):
+        kwargs.setdefault('error_code', 'LIBVIRT_ERROR' if self._arguments_validated else 'INVALID_ARGUMENT')
+        kwargs.setdefault('actions', [])
+        super(StorageModule, self).fail_json(msg=msg, **kwargs)
+
+    def client(self):
+        return LibvirtClient(self.params['uri'])
+
+    @contextlib.contextmanager
+    def failing_on_errors(self):
+        """The edge: a StorageError anywhere below becomes fail_json with its code."""
+        try:
+            yield
+        except StorageError as err:
+            self.fail_json(msg=err.msg, error_code=err.code, **err.details)
+
+    def apply(self, plan, ops):
+        """Carry out the plan (never in check mode). On a failure, undo what the failed
+        run had done where the steps say how, and fail with what was done."""
+        if self.check_mode:
+            return
+        done = []
+        for action in plan.actions:
+            try:
+                action.apply(ops)
+            except StorageError as err:
+                steps = [step.description for step in done]
+                steps.extend(self._undo(done, ops))
+                self.fail_json(msg=err.msg, error_code=err.code, actions=steps,
+                               changed=any(step.changes for step in done), **err.details)
+            done.append(action)
+
+    def _undo(self, done, ops):
+        notes = []
+        for action in reversed(done):
+            if action.undo is None:
+                continue
+            try:
+                action.undo.apply(ops)
+                notes.append('rolled back: %s' % action.undo.description)
+            except StorageError as err:
+                notes.append('could not roll back (%s): %s' % (action.undo.description, err.msg))
+        return notes
+
+    def exit_plan(self, plan, **result):
+        result.update(plan.extra)
+        result['changed'] = plan.changed
+        result['actions'] = plan.descriptions
+        if self._diff:
+            result['diff'] = {'before': plan.before, 'after': plan.after}
+        for warning in plan.warnings:
+            self.warn(warning)
+        self.exit_json(**result)
+
+    def exit_info(self, **result):
+        self.exit_json(changed=False, actions=[], **result)

@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+"""Helpers for the integration tests: the modules run through ansible against the real lab (libvirtd,
+QEMU, tgtd from scripts/lab.sh), and every effect is verified through libvirt itself."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import libvirt
+
+from _support import COLLECTIONS_ROOT, lab_env
+
+LAB = lab_env()
+URI = 'qemu:///system'
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+
+
+def ansible_env(**extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_STDOUT_CALLBACK='result_json',
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'),
+               ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='0',
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0',
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS='0')
+    env.update(extra)
+    return env
+
+
+class ModuleRun(object):
+    """One module run through `ansible localhost -m`, with its parsed result."""
+
+    def __init__(self, module, args, check=False, diff=False, verbosity=0):
+        command = [ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.%s' % module]
+        if args:  # ansible takes an empty '{}' for raw parameters
+            command += ['-a', json.dumps(args)]
+        if check:
+            command.append('--check')
+        if diff:
+            command.append('--diff')
+        if verbosity:
+            command.append('-' + 'v' * verbosity)
+        proc = subprocess.run(command, capture_output=True, text=True, env=ansible_env(), timeout=300, check=False)
+        self.stdout, self.stderr = proc.stdout, proc.stderr
+        line = next((text for text in proc.stdout.splitlines() if text.startswith('RESULT ')), None)
+        if line is None:
+            raise AssertionError('no result from ansible:\n%s\n%s' % (proc.stdout, proc.stderr))
+        self.result = json.loads(line[len('RESULT '):])
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+    def get(self, key, default=None):
+        return self.result.get(key, default)
+
+    @property
+    def failed(self):
+        return self.result['_status'] == 'failed'
+
+    @property
+    def changed(self):
+        return bool(self.result.get('changed'))
+
+
+def run_playbook(path, extra_vars=None):
+    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', path]
+    if extra_vars:
+        command += ['-e', json.dumps(extra_vars)]
+    env = ansible_env(ANSIBLE_STDOUT_CALLBACK='default')
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+class Names(object):
+    """Random, recognisable names for one test, and the clean-up of what they name."""
+
+    def __init__(self, conn, tmp_root):
+        self.conn = conn
+        self.prefix = 'vtest-%s-' % uuid.uuid4().hex[:8]
+        self.dir = os.path.join(tmp_root, self.prefix.rstrip('-'))
+        os.makedirs(self.dir)
+        self.loops = []
+
+    def __call__(self, suffix):
+        return self.prefix + suffix
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def loop_device(self, size_mib=64):
+        image = self.path('loop%d.img' % len(self.loops))
+        with open(image, 'wb') as handle:
+            handle.truncate(size_mib * 1024 * 1024)
+        device = subprocess.run(['losetup', '--find', '--show', image], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        self.loops.append(device)
+        return device
+
+    def cleanup(self):
+        for dom in self.conn.listAllDomains(0):
+            if dom.name().startswith(self.prefix):
+                if dom.isActive():
+                    dom.destroy()
+                if dom.isPersistent():
+                    dom.undefine()
+        for pool in self.conn.listAllStoragePools(0):
+            if pool.name().startswith(self.prefix):
+                if pool.isActive():
+                    pool.destroy()
+                if pool.isPersistent():
+                    pool.undefine()
+        for secret in self.conn.listAllSecrets(0):
+            if (secret.usageID() or '').startswith('virtops-pool/' + self.prefix):
+                secret.undefine()
+        for device in self.loops:
+            subprocess.run(['umount', device], capture_output=True, check=False)
+            subprocess.run(['losetup', '-d', device], capture_output=True, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pool_or_none(conn, name):
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as err:
+        if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            return None
+        raise
+
+
+def define_domain(conn, name, disks_xml='', start=False):
+    """A guest-less QEMU domain (TCG), enough to hold disks."""
+    from lxml import etree
+    root = etree.Element('domain', type='qemu')
+    etree.SubElement(root, 'name').text = name
+    etree.SubElement(root, 'memory', unit='MiB').text = '64'
+    os_node = etree.SubElement(root, 'os')
+    etree.SubElement(os_node, 'type', arch='x86_64', machine='pc').text = 'hvm'
+    features = etree.SubElement(root, 'features')
+    etree.SubElement(features, 'acpi')
+    devices = etree.SubElement(root, 'devices')
+    for disk in etree.fromstring('<d>%s</d>' % disks_xml):
+        devices.append(disk)
+    dom = conn.defineXML(etree.tostring(root, encoding='unicode'))
+    if start:
+        dom.create()
+    return dom
