@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VIRTOPS_VENV:-$ROOT/.venv}
 COLLECTIONS_ROOT=${VIRTOPS_COLLECTIONS_ROOT:-${TMPDIR:-/tmp}/virtops-storage-collections-$(id -u)}
 SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
-export VIRTOPS_VENV=$VENV VIRTOPS_COLLECTIONS_ROOT=$COLLECTIONS_ROOT
+export VIRTOPS_VENV=$VENV VIRTOPS_COLLECTIONS_ROOT=$COLLECTIONS_ROOT SUDO
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -68,7 +68,7 @@ prepare_libvirt() {
   if $SUDO test -f "$conf"; then $SUDO cat "$conf" >"$tmp"; fi
   for kv in 'user = "root"' 'group = "root"' 'security_driver = "none"'; do
     key=${kv%% *}   # only live settings are replaced; commented examples stay as they are
-    if grep -Eq "^[[:space:]]*$key[[:space:]]*=" "$tmp"; then sed -Ei "s|^[[:space:]]*$key[[:space:]]*=.*|$kv|" "$tmp"
+    if grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$tmp"; then sed -Ei "s|^[[:space:]]*${key}[[:space:]]*=.*|$kv|" "$tmp"
     else printf '%s\n' "$kv" >>"$tmp"; fi
   done
   if ! $SUDO cmp -s "$tmp" "$conf"; then
@@ -104,6 +104,7 @@ start_daemon() {  # name unit
   if pid=$(live_pid "$name"); then $SUDO test -f "$STARTED/$name" || log "note: using external $name ($pid)"; return 0; fi
   if [ "$name" = tgtd ]; then
     # tgtd -f logs to stderr; setsid detaches it from this shell's session and signals.
+    # shellcheck disable=SC2016  # $1 and $2 are the inner shell's arguments
     pid=$($SUDO sh -c 'setsid tgtd -f --iscsi portal="$1" >>"$2" 2>&1 </dev/null & echo $!' \
       sh "$LAB_ISCSI_PORTAL" "$log")
   else
@@ -235,7 +236,7 @@ cmd_up() {
   verify
   ms=$(($(now_ms) - t0))
   printf 'lab up in %d.%02ds, %d change(s); daemons: %s\n%s\n' $((ms / 1000)) $((ms % 1000 / 10)) \
-    ${#CHANGES[@]} "$(daemon_summary)" "$(sed 's/^/  /' <<<"$VERIFY_LS")"
+    ${#CHANGES[@]} "$(daemon_summary)" "$(while IFS= read -r line; do printf '  %s\n' "$line"; done <<<"$VERIFY_LS")"
 }
 
 daemon_summary() {
@@ -283,12 +284,15 @@ clean_libvirt() {
 clean_mounts_and_loops() {
   local m dev file
   # Deepest first, so nested mounts come off before their parents.
-  for m in $(awk -v d="$LAB_STATE_DIR" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r); do
+  # /proc/mounts writes a space as \040 (octal): printf %b turns it back into the path.
+  awk -v d="$LAB_STATE_DIR" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r | while IFS= read -r m; do
+    m=$(printf '%b' "$m")
     $SUDO umount "$m" 2>/dev/null || $SUDO umount -l "$m"; log "unmounted $m"
   done
   while read -r dev file; do
     [[ $file == "$LAB_STATE_DIR"/* ]] || continue
-    for m in $(awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r); do
+    awk -v d="$dev" '$1 == d {print $2}' /proc/mounts | sort -r | while IFS= read -r m; do
+      m=$(printf '%b' "$m")
       $SUDO umount "$m" 2>/dev/null || $SUDO umount -l "$m"; log "unmounted $m ($dev)"
     done
     $SUDO losetup -d "$dev" && log "detached $dev ($file)"
