@@ -34,21 +34,15 @@ _MESSAGE_CODES = (
 
 
 def _code_for(err):
-    """The SPEC error code for a libvirtError."""
-    number = err.get_error_code()
-    names = {
-        'VIR_ERR_NO_STORAGE_POOL': 'POOL_NOT_FOUND',
-        'VIR_ERR_NO_STORAGE_VOL': 'VOLUME_NOT_FOUND',
-        'VIR_ERR_NO_DOMAIN': 'DOMAIN_NOT_FOUND',
-        'VIR_ERR_NO_CONNECT': 'LIBVIRT_UNREACHABLE',
-        'VIR_ERR_AUTH_FAILED': 'LIBVIRT_UNREACHABLE',
-    }
-    for name, code in names.items():
-        if number == getattr(libvirt, name, None):
-            return code
+    """The SPEC error code for a libvirtError raised on an open connection."""
     message = err.get_error_message() or str(err)
     for fragment, code in _MESSAGE_CODES:
         if fragment in message:
+            return code
+    number = err.get_error_code()
+    for name, code in (('VIR_ERR_NO_STORAGE_POOL', 'POOL_NOT_FOUND'), ('VIR_ERR_NO_STORAGE_VOL', 'VOLUME_NOT_FOUND'),
+                       ('VIR_ERR_NO_DOMAIN', 'DOMAIN_NOT_FOUND'), ('VIR_ERR_NO_CONNECT', 'LIBVIRT_UNREACHABLE')):
+        if number == getattr(libvirt, name, None):
             return code
     if number == libvirt.VIR_ERR_SYSTEM_ERROR and err.get_error_domain() in (
             libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE):

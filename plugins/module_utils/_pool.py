@@ -325,7 +325,8 @@ def _plan_present(desired, observed):
             raise StorageError('INVALID_ARGUMENT', 'source.auth.password is required to define pool %r' % name)
         plan.before = {'name': name, 'state': 'absent'}
         plan.after = pool_view(wanted, desired.active, desired.autostart)
-        _plan_secret(plan, desired, None, wanted)
+        if _plan_secret(plan, desired, None, wanted):
+            _show_password(plan.after, 'stored')
         merged = merge_definition(wanted, None)
         plan.add('define pool %s' % name, 'define', (_define_xml(desired, merged),),
                  undo=Action('undefine pool %s' % name, 'undefine', (name,)))
@@ -347,6 +348,7 @@ def _plan_present(desired, observed):
     plan.before = pool_view(current, observed.active, observed.autostart)
     after_definition = current
     changes = []
+    secret_changed = False
     if wanted is not None:
         changes = definition_changes(wanted, current)
         if desired.xml_tree is not None and not _xml.is_subset(desired.xml_tree, observed.xml_tree):
@@ -364,6 +366,9 @@ def _plan_present(desired, observed):
             plan.warnings.append('pool %s is active and still runs its previous definition (%s); stop and start it '
                                  'to use the new one' % (name, ', '.join(live_changes or ['source.auth.password'])))
     plan.after = pool_view(after_definition, desired.active, desired.autostart)
+    if observed.secret is not None:
+        _show_password(plan.before, 'stored')
+        _show_password(plan.after, 'updated' if secret_changed else 'stored')
     if desired.active and not observed.active:
         # A stopped pool may have been redefined onto a new directory: making the
         # directory (never formatting) before starting is always safe.
@@ -380,6 +385,13 @@ def _plan_present(desired, observed):
     if wanted is not None and not wanted.source.auth_username and observed.secret is not None:
         plan.add('remove the secret of pool %s' % name, 'remove_secret', (auth_kind(current.type)[1], secret_usage(name)))
     return plan
+
+
+def _show_password(view, state):
+    """A diff never holds the password; it says whether one is stored or being updated."""
+    auth = (view.get('source') or {}).get('auth')
+    if auth:
+        auth['password'] = state
 
 
 def _define_xml(desired, merged):

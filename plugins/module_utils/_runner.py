@@ -69,6 +69,37 @@ class Plan(object):
         return [action.description for action in self.actions]
 
 
+class Outcome(object):
+    """What applying a plan did: the steps that ran, and the error that stopped it."""
+
+    def __init__(self, steps, changed, error=None):
+        self.steps = steps
+        self.changed = changed
+        self.error = error
+
+
+def apply_plan(plan, ops):
+    """Apply the actions in order. When one fails, undo the steps already done that say
+    how (newest first), so a failed create leaves nothing half-made behind."""
+    done = []
+    for action in plan.actions:
+        try:
+            action.apply(ops)
+        except StorageError as err:
+            steps = [step.description for step in done]
+            for step in reversed(done):
+                if step.undo is None:
+                    continue
+                try:
+                    step.undo.apply(ops)
+                    steps.append('rolled back: %s' % step.undo.description)
+                except StorageError as undo_err:
+                    steps.append('could not roll back (%s): %s' % (step.undo.description, undo_err.msg))
+            return Outcome(steps, any(step.changes for step in done), err)
+        done.append(action)
+    return Outcome([step.description for step in done], plan.changed)
+
+
 class StorageModule(AnsibleModule):
     """AnsibleModule with the shared `uri` option and SPEC-shaped failures: every
     failure carries `error_code` (INVALID_ARGUMENT for argument validation) and `actions`."""
@@ -103,32 +134,14 @@ class StorageModule(AnsibleModule):
             self.fail_json(msg=err.msg, error_code=err.code, **err.details)
 
     def apply(self, plan, ops):
-        """Carry out the plan (never in check mode). On a failure, undo what the failed
-        run had done where the steps say how, and fail with what was done."""
+        """Carry out the plan (never in check mode); fail with what was done and undone."""
         if self.check_mode:
             return
-        done = []
-        for action in plan.actions:
-            try:
-                action.apply(ops)
-            except StorageError as err:
-                steps = [step.description for step in done]
-                steps.extend(self._undo(done, ops))
-                self.fail_json(msg=err.msg, error_code=err.code, actions=steps,
-                               changed=any(step.changes for step in done), **err.details)
-            done.append(action)
-
-    def _undo(self, done, ops):
-        notes = []
-        for action in reversed(done):
-            if action.undo is None:
-                continue
-            try:
-                action.undo.apply(ops)
-                notes.append('rolled back: %s' % action.undo.description)
-            except StorageError as err:
-                notes.append('could not roll back (%s): %s' % (action.undo.description, err.msg))
-        return notes
+        outcome = apply_plan(plan, ops)
+        if outcome.error is not None:
+            err = outcome.error
+            self.fail_json(msg=err.msg, error_code=err.code, actions=outcome.steps,
+                           changed=outcome.changed, **err.details)
 
     def exit_plan(self, plan, **result):
         result.update(plan.extra)

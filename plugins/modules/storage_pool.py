@@ -29,8 +29,9 @@ extends_documentation_fragment:
 options:
   name:
     description:
-      - Name of the pool. At most 251 bytes (libvirt stores the definition as C(<name>.xml));
-        no C(/), control characters, or the names C(.) and C(..).
+      - Name of the pool. At most 247 bytes in UTF-8 (libvirt stores the definition in a file
+        named C(<name>.xml.new), then C(<name>.xml)); no C(/), control characters, or the
+        names C(.) and C(..). Any other character, spaces and C(&<>'") included, works.
     type: str
     required: true
   state:

@@ -94,6 +94,23 @@ def test_names_with_special_characters_work_end_to_end(run, conn, names):
     assert [p['name'] for p in run('storage_pool_info', {'name': name})['pools']] == [name]
 
 
+def test_longest_name_libvirt_can_store(run, conn, names):
+    longest = names('')
+    longest += 'n' * (247 - len(longest.encode('utf-8')))
+    result = run('storage_pool', {'name': longest, 'type': 'dir', 'target': names.path('long')})
+    assert not result.failed, result.result
+    assert conn.storagePoolLookupByName(longest).isPersistent()
+    too_long = longest + 'n'
+    refused = run('storage_pool', {'name': too_long, 'type': 'dir', 'target': names.path('long2')})
+    assert refused.failed and refused['error_code'] == 'INVALID_NAME'
+    assert '247 bytes' in refused['msg']
+    assert pool_or_none(conn, too_long) is None
+    # the limit is libvirt's own: it cannot store that name either
+    with pytest.raises(libvirt.libvirtError, match='File name too long'):
+        conn.storagePoolDefineXML("<pool type='dir'><name>%s</name><target><path>/tmp/x</path></target></pool>"
+                                  % too_long, 0)
+
+
 @pytest.mark.parametrize('active, autostart', [(False, False), (False, True), (True, False)])
 def test_active_and_autostart_are_honoured_together(run, conn, names, active, autostart):
     name = names('flags')
@@ -168,6 +185,24 @@ def test_xml_definition(run, conn, names):
     changed = run('storage_pool', {'name': name, 'xml': xml.replace('0750', '0700'), 'active': True})
     assert changed['actions'] == ['redefine pool %s (xml)' % name]
     assert pool_xml(conn, name).findtext('target/permissions/mode') == '0700'
+
+
+def test_xml_definition_of_a_type_the_lab_cannot_start(run, conn, names):
+    name = names('nfsxml')
+    xml = ("<pool type='netfs'><name>%s</name><source><host name='nas.example'/><dir path='/export/vm'/>"
+           "<format type='nfs'/></source><target><path>/mnt/%s</path></target></pool>" % (name, name))
+    args = {'name': name, 'xml': xml, 'active': False, 'autostart': False}
+
+    def verify(pool, applied):
+        root = pool_xml(conn, name)
+        assert root.get('type') == 'netfs'
+        assert root.find('source/dir').get('path') == '/export/vm'
+        assert applied['pool']['source']['host'] == 'nas.example'
+
+    converge(run, conn, args, verify)
+    moved = run('storage_pool', dict(args, xml=xml.replace('/export/vm', '/export/vm2')))
+    assert moved['actions'] == ['redefine pool %s (source.dir, xml)' % name]
+    assert pool_xml(conn, name).find('source/dir').get('path') == '/export/vm2'
 
 
 def test_refresh_is_not_a_change(run, conn, names):
@@ -403,6 +438,8 @@ def test_purge_sees_a_running_domain_using_a_file_of_an_inactive_pool(run, conn,
 @pytest.mark.parametrize('args, code', [
     ({'name': 'vtest-x/y', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
     ({'name': 'vtest-' + 'n' * 250, 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
+    ({'name': 'vtest-nul\x00', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
+    ({'name': '..', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
     ({'name': 'vtest-bad', 'type': 'fs', 'target': '/tmp/x'}, 'INVALID_ARGUMENT'),
     ({'name': 'vtest-bad', 'type': 'dir', 'target': '/tmp/x', 'unknown': 1}, 'INVALID_ARGUMENT'),
     ({'name': 'vtest-bad', 'type': 'dir', 'target': '/tmp/x', 'uri': 'qemu+unix:///system?socket=/nope'},

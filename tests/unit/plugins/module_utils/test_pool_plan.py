@@ -209,6 +209,9 @@ def test_unchanged_password_is_no_change_and_a_new_one_is():
     plan = plan_for(changed, observed_from(CHAP, secret=secret))
     assert plan.descriptions == ['update the secret of pool images']
     assert plan.actions[0].args[-1] == 'uuid-1', 'the secret keeps its UUID'
+    assert plan.before['source']['auth'] == {'username': 'u', 'password': 'stored'}
+    assert plan.after['source']['auth'] == {'username': 'u', 'password': 'updated'}
+    assert 'other' not in repr(plan.before) + repr(plan.after)
     assert plan.extra['restart_required'] is True
 
 

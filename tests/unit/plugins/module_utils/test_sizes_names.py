@@ -60,7 +60,7 @@ def test_valid_names(name):
     ('new\nline', 'control'),
     ('del\x7f', 'control'),
     ('a' * (DEFINITION_NAME_MAX_BYTES + 1), 'bytes'),
-    (u'é' * 126, 'bytes'),  # 252 bytes in UTF-8
+    (u'é' * 124, 'bytes'),  # 248 bytes in UTF-8
     (None, 'non-empty'),
 ])
 def test_invalid_names(name, fragment):
