@@ -31,7 +31,9 @@ def validate_name(name, kind='name', max_bytes=NAME_MAX_BYTES):
                                '%s %r must not contain control characters (found %r)' % (kind, name, char))
     size = len(name.encode('utf-8', 'surrogatepass'))
     if size > max_bytes:
-        raise StorageError('INVALID_NAME', '%s is %d bytes long; at most %d bytes are allowed%s' % (
-            kind, size, max_bytes,
-             ' (libvirt stores the definition in a file named "<name>.xml.new", then "<name>.xml")' if max_bytes < NAME_MAX_BYTES else ''))
+        why = ''
+        if max_bytes < NAME_MAX_BYTES:
+            why = ' (libvirt stores the definition in a file named "<name>.xml.new", then "<name>.xml")'
+        raise StorageError('INVALID_NAME', '%s is %d bytes long; at most %d bytes are allowed%s'
+                           % (kind, size, max_bytes, why))
     return name

@@ -435,22 +435,29 @@ def test_purge_sees_a_running_domain_using_a_file_of_an_inactive_pool(run, conn,
 
 # ---------------------------------------------------------------------------------------
 # refusals change nothing
-@pytest.mark.parametrize('args, code', [
-    ({'name': 'vtest-x/y', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
-    ({'name': 'vtest-' + 'n' * 250, 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
-    ({'name': 'vtest-nul\x00', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
-    ({'name': '..', 'type': 'dir', 'target': '/tmp/x'}, 'INVALID_NAME'),
-    ({'name': 'vtest-bad', 'type': 'fs', 'target': '/tmp/x'}, 'INVALID_ARGUMENT'),
-    ({'name': 'vtest-bad', 'type': 'dir', 'target': '/tmp/x', 'unknown': 1}, 'INVALID_ARGUMENT'),
-    ({'name': 'vtest-bad', 'type': 'dir', 'target': '/tmp/x', 'uri': 'qemu+unix:///system?socket=/nope'},
-     'LIBVIRT_UNREACHABLE'),
+@pytest.mark.parametrize('suffix, args, code', [
+    ('x/y', {'type': 'dir', 'target': 'TARGET'}, 'INVALID_NAME'),
+    ('n' * 250, {'type': 'dir', 'target': 'TARGET'}, 'INVALID_NAME'),
+    ('nul\x00', {'type': 'dir', 'target': 'TARGET'}, 'INVALID_NAME'),
+    ('bad', {'type': 'fs', 'target': 'TARGET'}, 'INVALID_ARGUMENT'),
+    ('bad', {'type': 'dir', 'target': 'TARGET', 'unknown': 1}, 'INVALID_ARGUMENT'),
+    ('bad', {'type': 'dir', 'target': 'TARGET', 'uri': 'qemu+unix:///system?socket=/nope'}, 'LIBVIRT_UNREACHABLE'),
 ])
-def test_refusals_carry_their_error_code_and_change_nothing(run, conn, args, code):
-    before = sorted(pool.name() for pool in conn.listAllStoragePools(0))
+def test_refusals_carry_their_error_code_and_change_nothing(run, conn, names, suffix, args, code):
+    target = names.path('never-made')
+    args = dict(args, name=names(suffix), **({'target': target} if 'target' in args else {}))
     result = run('storage_pool', args)
     assert result.failed and result['error_code'] == code, result.result
-    assert result['msg']
-    assert sorted(pool.name() for pool in conn.listAllStoragePools(0)) == before
+    assert result['msg'] and result['actions'] == []
+    assert [pool.name() for pool in conn.listAllStoragePools(0) if pool.name().startswith(names.prefix)] == []
+    assert not os.path.exists(target)
+
+
+def test_reserved_names_are_refused(run, conn):
+    for name in ('.', '..'):
+        result = run('storage_pool', {'name': name, 'type': 'dir', 'target': '/tmp/x'})
+        assert result.failed and result['error_code'] == 'INVALID_NAME'
+        assert pool_or_none(conn, name) is None
 
 
 def test_pool_type_is_never_converted(run, conn, names):
