@@ -68,6 +68,7 @@ class LibvirtClient(object):
     def __init__(self, uri=None):
         self.uri = uri or DEFAULT_URI
         self._conn = None
+        self._scratch = None
 
     @property
     def conn(self):
@@ -83,12 +84,35 @@ class LibvirtClient(object):
         return self._conn
 
     def close(self):
-        if self._conn is not None:
+        for conn in (self._conn, self._scratch):
+            if conn is not None:
+                try:
+                    conn.close()
+                except libvirt.libvirtError:
+                    pass
+        self._conn = self._scratch = None
+
+    def canonical_pool_xml(self, xml):
+        """The pool definition as libvirt itself parses and writes it back (case of UUIDs,
+        trailing slashes, defaults), without touching any daemon: libvirt's in-process
+        test driver holds the definition for a moment. A definition libvirt rejects is
+        an INVALID_ARGUMENT, found before anything changes."""
+        if self._scratch is None:
+            libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+            self._scratch = libvirt.open('test:///default')
+            for pool in self._scratch.listAllStoragePools(0):  # its demo pool could clash
+                if pool.isActive():
+                    pool.destroy()
+                pool.undefine()
+        try:
+            pool = self._scratch.storagePoolDefineXML(xml, 0)
             try:
-                self._conn.close()
-            except libvirt.libvirtError:
-                pass
-            self._conn = None
+                return pool.XMLDesc(0)
+            finally:
+                pool.undefine()
+        except libvirt.libvirtError as err:
+            raise StorageError('INVALID_ARGUMENT', 'xml is not a pool definition libvirt accepts: %s'
+                               % (err.get_error_message() or err))
 
     @contextlib.contextmanager
     def errors(self, doing):
@@ -117,6 +141,18 @@ class LibvirtClient(object):
         if pool is None:
             raise StorageError('POOL_NOT_FOUND', 'storage pool %r does not exist' % name)
         return pool
+
+    def pool_xml(self, pool, inactive=False):
+        """A pool's XML; `inactive` asks for the stored definition, which drivers that do
+        not keep one apart (libvirt's test and ESX drivers) refuse: there the live XML is it."""
+        with self.errors('read the definition of pool %s' % pool.name()):
+            if inactive:
+                try:
+                    return pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)
+                except libvirt.libvirtError as err:
+                    if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG or 'unsupported flags' not in str(err):
+                        raise
+            return pool.XMLDesc(0)
 
     def list_pools(self):
         with self.errors('list storage pools'):

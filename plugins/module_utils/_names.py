@@ -17,6 +17,12 @@ NAME_MAX_BYTES = 255
 DEFINITION_NAME_MAX_BYTES = NAME_MAX_BYTES - len('.xml.new')
 
 
+def _xml_char(char):
+    """XML 1.0's Char production (controls are refused before this is asked)."""
+    point = ord(char)
+    return point < 0xD800 or 0xE000 <= point <= 0xFFFD or 0x10000 <= point <= 0x10FFFF
+
+
 def validate_name(name, kind='name', max_bytes=NAME_MAX_BYTES):
     """Return `name` unchanged or raise StorageError(INVALID_NAME) saying why."""
     if not isinstance(name, str) or name == '':
@@ -29,6 +35,8 @@ def validate_name(name, kind='name', max_bytes=NAME_MAX_BYTES):
         if unicodedata.category(char) == 'Cc':
             raise StorageError('INVALID_NAME',
                                '%s %r must not contain control characters (found %r)' % (kind, name, char))
+        if not _xml_char(char):
+            raise StorageError('INVALID_NAME', '%s %r contains %r, which libvirt\'s XML cannot hold' % (kind, name, char))
     size = len(name.encode('utf-8', 'surrogatepass'))
     if size > max_bytes:
         why = ''

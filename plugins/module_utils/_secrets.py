@@ -4,13 +4,16 @@
 """Passwords handed to libvirt as private secret objects.
 
 A private secret cannot be read back, so to know whether the stored password is the one
-asked for, the secret's description carries a salted PBKDF2 digest of it (never the
-password itself). Same password, same digest: nothing to do.
+asked for, the secret's description carries an HMAC-SHA256 of it. The HMAC key is a
+random per-host key kept in a secret of its own (usage "virtops.storage/digest-key"),
+whose value libvirt gives only to read-write connections: a read-only client sees the
+HMAC but cannot test password guesses against it.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import base64
 import binascii
 import hashlib
 import hmac
@@ -18,70 +21,101 @@ import os
 import re
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 
-_ITERATIONS = 200000
-_DIGEST_RE = re.compile(r'pbkdf2-sha256\$(\d+)\$([0-9a-f]+)\$([0-9a-f]+)')
 USAGE_TYPES = {'iscsi': 'VIR_SECRET_USAGE_TYPE_ISCSI', 'ceph': 'VIR_SECRET_USAGE_TYPE_CEPH'}
+DIGEST_KEY_USAGE = 'virtops.storage/digest-key'
+_DIGEST_RE = re.compile(r'hmac-sha256:([0-9a-f]{64})')
 
 
-def password_digest(password, salt=None, iterations=_ITERATIONS):
-    salt = salt if salt is not None else binascii.hexlify(os.urandom(16)).decode('ascii')
-    derived = hashlib.pbkdf2_hmac('sha256', password.encode('utf-8'), salt.encode('ascii'), iterations)
-    return 'pbkdf2-sha256$%d$%s$%s' % (iterations, salt, binascii.hexlify(derived).decode('ascii'))
+def _usage_type(usage_type):
+    return getattr(libvirt, USAGE_TYPES[usage_type])
 
 
-def digest_matches(description, password):
+def password_digest(key, password):
+    return 'hmac-sha256:' + hmac.new(key, password.encode('utf-8'), hashlib.sha256).hexdigest()
+
+
+def digest_matches(description, key, password):
     match = _DIGEST_RE.search(description or '')
-    if not match:
+    if not match or key is None:
         return False
-    expected = password_digest(password, salt=match.group(2), iterations=int(match.group(1)))
-    return hmac.compare_digest(expected, match.group(0))
+    return hmac.compare_digest(password_digest(key, password), match.group(0))
+
+
+def secret_bytes(usage_type, password):
+    """What libvirt stores: a ceph key is given base64-encoded (as `ceph auth get-key`
+    prints it) and stored decoded; a CHAP password is stored as its UTF-8 bytes."""
+    if usage_type != 'ceph':
+        return password.encode('utf-8')
+    try:
+        return base64.b64decode(password.encode('ascii'), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise StorageError('INVALID_ARGUMENT', 'a cephx key must be base64, as `ceph auth get-key` prints it')
 
 
 class ObservedSecret(object):
-    __slots__ = ('uuid', 'usage_type', 'usage_id', 'description')
+    """A secret as found; `matches` says whether it holds the password asked for (None
+    when no password was asked for)."""
 
-    def __init__(self, uuid, usage_type, usage_id, description):
+    __slots__ = ('uuid', 'usage_type', 'usage_id', 'description', 'matches')
+
+    def __init__(self, uuid, usage_type, usage_id, description, matches=None):
         self.uuid = uuid
         self.usage_type = usage_type
         self.usage_id = usage_id
         self.description = description
+        self.matches = matches
 
 
-def observe_secret(client, usage_type, usage_id):
-    secret = client.lookup_secret(getattr(libvirt, USAGE_TYPES[usage_type]), usage_id)
+def observe_secret(client, usage_type, usage_id, password=None):
+    secret = client.lookup_secret(_usage_type(usage_type), usage_id)
     if secret is None:
         return None
     with client.errors('read secret %s' % usage_id):
         root = _xml.parse(secret.XMLDesc(0), 'secret XML')
-        return ObservedSecret(secret.UUIDString(), usage_type, usage_id, _xml.text_of(root, 'description'))
+    observed = ObservedSecret(secret.UUIDString(), usage_type, usage_id, _xml.text_of(root, 'description'))
+    if password is not None:
+        observed.matches = digest_matches(observed.description, digest_key(client), password)
+    return observed
 
 
-def secret_is_current(observed, password):
-    return observed is not None and digest_matches(observed.description, password)
-
-
-def secret_xml(usage_type, usage_id, purpose, password, uuid=None):
-    root = _xml.element('secret', {'ephemeral': 'no', 'private': 'yes'})
-    if uuid:
-        _xml.sub(root, 'uuid', text=uuid)
-    _xml.sub(root, 'description', text='%s [managed by virtops.storage; %s]' % (purpose, password_digest(password)))
-    usage = _xml.sub(root, 'usage', {'type': usage_type})
-    _xml.sub(usage, 'name' if usage_type == 'ceph' else 'target', text=usage_id)
-    return _xml.to_string(root)
+def digest_key(client, create=False):
+    """The host's HMAC key, or None when there is none yet (and `create` is false)."""
+    secret = client.lookup_secret(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, DIGEST_KEY_USAGE)
+    if secret is not None:
+        with client.errors('read the digest key of virtops.storage'):
+            return secret.value(0)
+    if not create:
+        return None
+    root = _xml.element('secret', {'ephemeral': 'no', 'private': 'no'})
+    _xml.sub(root, 'description', text='virtops.storage: key of the password digests in other secrets')
+    _xml.sub(_xml.sub(root, 'usage', {'type': 'iscsi'}), 'target', text=DIGEST_KEY_USAGE)
+    key = os.urandom(32)
+    secret = client.define_secret(_xml.to_string(root))
+    with client.errors('store the digest key of virtops.storage'):
+        secret.setValue(key, 0)
+    return key
 
 
 def store_secret(client, usage_type, usage_id, purpose, password, uuid=None):
-    """Define (or redefine) the secret and set its value; returns its UUID."""
-    secret = client.define_secret(secret_xml(usage_type, usage_id, purpose, password, uuid))
+    """Define (or redefine, keeping `uuid`) the secret and set its value; returns its UUID."""
+    value = secret_bytes(usage_type, password)
+    key = digest_key(client, create=True)
+    root = _xml.element('secret', {'ephemeral': 'no', 'private': 'yes'})
+    if uuid:
+        _xml.sub(root, 'uuid', text=uuid)
+    _xml.sub(root, 'description', text='%s [managed by virtops.storage; %s]' % (purpose, password_digest(key, password)))
+    _xml.sub(_xml.sub(root, 'usage', {'type': usage_type}), 'name' if usage_type == 'ceph' else 'target', text=usage_id)
+    secret = client.define_secret(_xml.to_string(root))
     with client.errors('set the value of secret %s' % usage_id):
-        secret.setValue(password.encode('utf-8'), 0)
+        secret.setValue(value, 0)
         return secret.UUIDString()
 
 
 def remove_secret(client, usage_type, usage_id):
-    secret = client.lookup_secret(getattr(libvirt, USAGE_TYPES[usage_type]), usage_id)
+    secret = client.lookup_secret(_usage_type(usage_type), usage_id)
     if secret is not None:
         with client.errors('undefine secret %s' % usage_id):
             secret.undefine()

@@ -99,9 +99,18 @@ class UsageIndex(object):
 
     def paths_under(self, directory):
         """(path, DiskUse) for every disk whose file or device path lies below `directory`."""
-        prefix = directory.rstrip('/') + '/'
+        return self.paths_starting_with(directory.rstrip('/') + '/')
+
+    def paths_starting_with(self, prefix):
+        """(path, DiskUse) for every disk whose path starts with `prefix` (a device's
+        partitions: /dev/sdb1, /dev/sdb2 for /dev/sdb)."""
         return [(key[1], use) for key, per_source in self._uses.items()
                 if key[0] == 'path' and key[1].startswith(prefix) for use in per_source.values()]
+
+    def network_uses(self, protocol):
+        """(source name, DiskUse) for every network disk of `protocol` (rbd: "pool/image")."""
+        return [(key[3], use) for key, per_source in self._uses.items()
+                if key[0] == 'network' and key[1] == protocol for use in per_source.values()]
 
     def pool_references(self, pool):
         """Disks that name `pool` in a <disk type='volume'>, whatever the volume."""

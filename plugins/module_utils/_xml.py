@@ -48,11 +48,16 @@ def sub(parent, tag, attrs=None, text=None):
 
 
 def _fill(node, attrs, text):
-    for key, value in (attrs or {}).items():
-        if value is not None:
-            node.set(key, str(value))
-    if text is not None:
-        node.text = str(text)
+    try:
+        for key, value in (attrs or {}).items():
+            if value is not None:
+                node.set(key, str(value))
+        if text is not None:
+            node.text = str(text)
+    except ValueError as exc:
+        # lxml refuses control characters and other text XML 1.0 cannot hold
+        raise StorageError('INVALID_ARGUMENT', 'a value of <%s> cannot be written to XML (%s): %r'
+                           % (node.tag, exc, text if text is not None else attrs))
 
 
 def text_of(node, path, default=None):
@@ -69,27 +74,14 @@ def attr_of(node, path, name, default=None):
     return found.get(name, default)
 
 
-def is_subset(wanted, actual):
-    """True when every attribute, text and child of `wanted` is also in `actual`.
-
-    libvirt adds defaults (uuid, permissions, ports) to what it stores, so a definition
-    is unchanged when what the user asked for is contained in what libvirt holds.
-    Runtime values (capacity, allocation, available) are ignored.
-    """
-    if wanted.tag != actual.tag:
+def same_tree(left, right, ignore=RUNTIME_ELEMENTS):
+    """Structural equality of two elements (tags, attributes, stripped text, children in
+    order), skipping children whose tag is in `ignore`."""
+    if left.tag != right.tag or dict(left.attrib) != dict(right.attrib):
         return False
-    for key, value in wanted.attrib.items():
-        if actual.get(key) != value:
-            return False
-    wanted_text = (wanted.text or '').strip()
-    if wanted_text and wanted_text != (actual.text or '').strip():
+    if (left.text or '').strip() != (right.text or '').strip():
         return False
-    unused = [child for child in actual if isinstance(child.tag, str)]
-    for child in wanted:
-        if not isinstance(child.tag, str) or child.tag in RUNTIME_ELEMENTS:
-            continue
-        match = next((candidate for candidate in unused if is_subset(child, candidate)), None)
-        if match is None:
-            return False
-        unused.remove(match)
-    return True
+    left_children = [child for child in left if isinstance(child.tag, str) and child.tag not in ignore]
+    right_children = [child for child in right if isinstance(child.tag, str) and child.tag not in ignore]
+    return len(left_children) == len(right_children) and all(
+        same_tree(a, b, ignore) for a, b in zip(left_children, right_children))

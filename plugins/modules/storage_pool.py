@@ -15,8 +15,10 @@ description:
   - A pool is described either with O(type), O(target) and O(source), or as a whole libvirt
     pool definition in O(xml).
   - Only the fields that are given are managed; an existing pool whose definition differs
-    from them is redefined in place (keeping its UUID). An active pool keeps running its
-    previous definition until it is restarted, which RV(restart_required) reports.
+    from them is redefined in place, keeping its UUID and every part of its XML the options
+    do not cover (permissions, further hosts, adapter details). An active pool keeps running
+    its previous definition until it is restarted, which RV(restart_required) reports.
+  - A transient pool (one started without a definition) is made persistent.
   - Building never destroys data unless O(overwrite=true). Removing a pool keeps its
     data unless O(purge=true), which is refused while any volume of the pool is used by a domain.
 author:
@@ -94,9 +96,11 @@ options:
         description:
           - Credentials for the source - CHAP for iSCSI pools, cephx for V(rbd).
           - The password is stored in a private libvirt secret (usage C(virtops-pool/<name>)),
-            never inline in the pool definition, and is never returned. To know whether it
-            changed without reading it back, the secret's description holds a salted
-            PBKDF2 digest of it.
+            never inline in the pool definition, and is never returned or shown in a diff
+            (the diff says V(stored) or V(updated)).
+          - A private secret cannot be read back, so the secret's description holds an
+            HMAC-SHA256 of the password under a random key of the host, kept in the
+            secret C(virtops.storage/digest-key) that only read-write connections can read.
           - Leaving O(source.auth) out of a pool that has it removes the authentication and the secret.
         type: dict
         suboptions:
@@ -105,13 +109,19 @@ options:
             type: str
             required: true
           password:
-            description: The password. Required when the pool is first defined.
+            description:
+              - The CHAP password, or for V(rbd) the cephx key as C(ceph auth get-key) prints it (base64).
+              - Required when the pool is first defined.
             type: str
   xml:
     description:
       - A whole libvirt C(<pool>) definition, instead of O(type), O(target) and O(source).
-      - Its C(<name>), when present, must equal O(name).
-      - The pool is redefined when anything in this XML is not in libvirt's definition.
+      - Its C(<name>), when present, must equal O(name); a C(<uuid>) must be the existing pool's.
+      - The whole definition is managed - the pool is redefined when libvirt's own rendering of
+        this XML differs from what libvirt holds, removals included. Sizes, the UUID and the
+        permissions libvirt fills in from the target directory are not differences.
+      - The XML is checked by libvirt's parser before anything changes; what it refuses fails
+        with C(INVALID_ARGUMENT).
     type: str
   active:
     description: Whether the pool is started. Always honoured, together with O(autostart).
@@ -125,18 +135,26 @@ options:
     description:
       - Build the storage of a newly defined pool - create its directory, or format its
         device for V(fs), V(logical) and V(disk) pools.
-      - A device that already holds the requested filesystem is used as it is; one that
-        holds anything else is refused unless O(overwrite=true).
+      - A device that already holds the requested format is used as it is, even with
+        O(overwrite=true); one that holds anything else is refused with C(FORMAT_MISMATCH)
+        unless O(overwrite=true).
+      - Directory pools (V(dir), V(netfs)) are also built before every start, which only
+        creates a missing directory (a pool redefined onto a new path needs it).
     type: bool
     default: true
   overwrite:
-    description: Allow O(build) to format a device that already holds data. The data is lost.
+    description:
+      - Allow O(build) to format a device that holds data in another format. That data is lost.
     type: bool
     default: false
   purge:
     description:
       - With O(state=absent), also delete every volume of the pool and the pool's storage.
-      - Refused with C(POOL_IN_USE) while any volume of the pool is used by a domain, running or not.
+      - Refused with C(POOL_IN_USE) while any volume of the pool is used by a domain, running or not,
+        in its live or persistent definition. The check covers inactive pools too (by where the
+        pool keeps its volumes) and is made again once an inactive pool is started to list them.
+      - Refused with C(INVALID_ARGUMENT) for types whose volumes libvirt cannot delete
+        (V(iscsi), V(iscsi-direct), V(scsi), V(mpath)).
     type: bool
     default: false
   refresh:
@@ -211,6 +229,8 @@ RETURN = r'''
 pool:
   description:
     - The pool as libvirt reports it after the run; null when it does not exist.
+    - Its definition fields (O(target), O(source)) are the stored definition, which an active
+      pool runs only after a restart when RV(restart_required) is true.
     - In check mode, the predicted pool (values libvirt has not assigned yet are null).
   returned: always
   type: dict

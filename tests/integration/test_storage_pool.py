@@ -13,7 +13,7 @@ import libvirt
 import pytest
 from lxml import etree
 
-from _lab import LAB, pool_or_none, define_domain, run_playbook
+from _lab import LAB, URI, pool_or_none, define_domain, run_playbook
 
 
 def pool_xml(conn, name, inactive=True):
@@ -21,17 +21,27 @@ def pool_xml(conn, name, inactive=True):
     return etree.fromstring(pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if inactive else 0))
 
 
+def snapshot(conn, name, target=None):
+    """Everything check mode must leave alone, read from libvirt and the filesystem."""
+    pool = pool_or_none(conn, name)
+    state = None
+    if pool is not None:
+        persistent = bool(pool.isPersistent())
+        state = (pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0), bool(pool.isActive()),
+                 persistent, bool(pool.autostart()) if persistent else False)
+    secrets = sorted((secret.usageID(), secret.XMLDesc(0)) for secret in conn.listAllSecrets(0)
+                     if (secret.usageID() or '').startswith('virtops'))
+    return state, secrets, os.path.exists(target) if target else None
+
+
 def converge(run, conn, args, verify, name=None):
     """check mode -> apply -> re-apply, verifying libvirt after each step."""
     name = name or args['name']
-    before = pool_or_none(conn, name)
-    before_xml = before.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE) if before else None
+    before = snapshot(conn, name, args.get('target'))
     checked = run('storage_pool', args, check=True, diff=True)
     assert not checked.failed, checked.result
     assert checked.changed
-    after_check = pool_or_none(conn, name)
-    assert (after_check.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE) if after_check else None) == before_xml, \
-        'check mode changed the pool'
+    assert snapshot(conn, name, args.get('target')) == before, 'check mode changed something'
     applied = run('storage_pool', args, diff=True)
     assert not applied.failed, applied.result
     assert applied.changed
@@ -254,6 +264,23 @@ def test_fs_pool_uses_an_existing_filesystem_without_formatting(run, conn, names
     assert 'precious.img' in [vol.name() for vol in conn.storagePoolLookupByName(name).listAllVolumes(0)]
 
 
+def test_fs_pool_overwrite_never_formats_a_device_that_has_the_wanted_filesystem(run, conn, names):
+    device = names.loop_device()
+    subprocess.run(['mkfs.ext4', '-q', device], check=True)
+    staging = names.path('staging')
+    os.makedirs(staging)
+    subprocess.run(['mount', device, staging], check=True)
+    with open(os.path.join(staging, 'precious.img'), 'w') as handle:
+        handle.write('precious')
+    subprocess.run(['umount', staging], check=True)
+    name = names('fskeep')
+    target = names.path('fskeep')
+    result = run('storage_pool', {'name': name, 'type': 'fs', 'target': target, 'overwrite': True,
+                                  'source': {'devices': [device], 'format': 'ext4'}})
+    assert not result.failed, result.result
+    assert open(os.path.join(target, 'precious.img')).read() == 'precious'
+
+
 def test_fs_pool_refuses_to_format_foreign_data_unless_overwrite(run, conn, names):
     device = names.loop_device()
     subprocess.run(['mkswap', device], check=True, capture_output=True)
@@ -262,7 +289,7 @@ def test_fs_pool_refuses_to_format_foreign_data_unless_overwrite(run, conn, name
             'source': {'devices': [device], 'format': 'ext4'}}
     refused = run('storage_pool', args)
     assert refused.failed
-    assert refused['error_code'] == 'LIBVIRT_ERROR'
+    assert refused['error_code'] == 'FORMAT_MISMATCH'
     assert 'overwrite' in refused['msg']
     assert pool_or_none(conn, name) is None, 'the half-made pool was rolled back'
     assert 'rolled back: undefine pool %s' % name in refused['actions']
@@ -327,12 +354,27 @@ def test_iscsi_direct_chap_through_a_private_secret(run, conn, names):
         assert password not in output.stdout + output.stderr, 'the CHAP password leaked'
     assert not verbose.changed
 
-    wrong = run('storage_pool', _iscsi_args(names('chapwrong'), LAB['LAB_CHAP_IQN'],
-                                            {'username': LAB['LAB_CHAP_USER'], 'password': 'not-the-password'}))
+    wrong_args = _iscsi_args(names('chapwrong'), LAB['LAB_CHAP_IQN'],
+                             {'username': LAB['LAB_CHAP_USER'], 'password': 'not-the-password'})
+    wrong = run('storage_pool', wrong_args)
     assert wrong.failed
     assert wrong['error_code'] == 'ISCSI_AUTH_FAILED', wrong.result
     assert pool_or_none(conn, names('chapwrong')) is None
     assert 'not-the-password' not in wrong.stdout + wrong.stderr
+    assert not [s for s in conn.listAllSecrets(0) if s.usageID() == 'virtops-pool/' + names('chapwrong')], \
+        'a failed create leaves no secret behind'
+    right = run('storage_pool', dict(wrong_args, source=dict(wrong_args['source'], auth=args['source']['auth'])))
+    assert not right.failed, right.result
+    assert conn.storagePoolLookupByName(names('chapwrong')).isActive()
+
+    # the verifier in the description is keyed: a read-only client cannot get the key
+    readonly = libvirt.openReadOnly(URI)
+    try:
+        key = readonly.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, 'virtops.storage/digest-key')
+        with pytest.raises(libvirt.libvirtError):
+            key.value(0)
+    finally:
+        readonly.close()
 
     removed = run('storage_pool', {'name': name, 'state': 'absent'})
     assert 'remove the secret of pool %s' % name in removed['actions']
@@ -381,8 +423,70 @@ def test_other_types_are_defined_as_libvirt_expects(run, conn, names, pool_type,
         assert applied['pool']['type'] == pool_type
 
     converge(run, conn, args, verify)
+    # the same definition given as xml (libvirt's own, without its UUID) is no change either
+    stored = pool_xml(conn, name)
+    stored.remove(stored.find('uuid'))
+    as_xml = run('storage_pool', {'name': name, 'xml': etree.tostring(stored, encoding='unicode'),
+                                  'active': False, 'autostart': False})
+    assert not as_xml.failed and not as_xml.changed, as_xml.result
     assert not run('storage_pool', {'name': name, 'state': 'absent'}).failed
     assert pool_or_none(conn, name) is None
+
+
+# ---------------------------------------------------------------------------------------
+# what libvirt holds beyond the module's options
+def test_redefinition_keeps_what_the_options_do_not_manage(run, conn, names):
+    name = names('extra')
+    first, second = names.path('extra1'), names.path('extra2')
+    conn.storagePoolDefineXML("<pool type='dir'><name>%s</name><target><path>%s</path><permissions><mode>0700</mode>"
+                              "</permissions></target></pool>" % (name, first), 0)
+    result = run('storage_pool', {'name': name, 'type': 'dir', 'target': second, 'active': False, 'autostart': False},
+                 diff=True)
+    assert result['actions'] == ['redefine pool %s (target)' % name]
+    root = pool_xml(conn, name)
+    assert root.findtext('target/path') == second
+    assert root.findtext('target/permissions/mode') == '0700', 'unmanaged XML survives a redefinition'
+
+
+def test_xml_in_another_spelling_is_still_the_same_definition(run, conn, names):
+    name = names('spelling')
+    target = names.path('spelling')
+    run('storage_pool', {'name': name, 'type': 'dir', 'target': target})
+    uuid = conn.storagePoolLookupByName(name).UUIDString()
+    xml = ("<pool type='dir'><name>%s</name><uuid>%s</uuid><target><path>%s/</path></target></pool>"
+           % (name, uuid.upper(), target))
+    same = run('storage_pool', {'name': name, 'xml': xml})
+    assert not same.failed and not same.changed, same.result
+    other = run('storage_pool', {'name': name, 'xml': xml.replace(uuid.upper(), '11111111-2222-4333-8444-555555555555')},
+                check=True)
+    assert other.failed and other['error_code'] == 'INVALID_ARGUMENT' and 'uuid' in other['msg'].lower()
+
+
+def test_transient_pools_are_made_persistent(run, conn, names):
+    name = names('transient')
+    target = names.path('transient')
+    os.makedirs(target)
+    conn.storagePoolCreateXML("<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>"
+                              % (name, target), 0)
+    checked = run('storage_pool', {'name': name, 'active': False, 'autostart': False}, check=True)
+    assert checked['actions'] == ['persist pool %s' % name, 'stop pool %s' % name]
+    assert not conn.storagePoolLookupByName(name).isPersistent()
+    stopped = run('storage_pool', {'name': name, 'active': False, 'autostart': False})
+    assert stopped['actions'] == checked['actions']
+    pool = conn.storagePoolLookupByName(name)
+    assert pool.isPersistent() and not pool.isActive(), 'stopping did not make the pool vanish'
+    assert stopped['pool']['state'] == 'inactive'
+
+
+def test_purge_of_a_transient_pool_deletes_its_storage(run, conn, names):
+    name = names('transpurge')
+    target = names.path('transpurge')
+    os.makedirs(target)
+    conn.storagePoolCreateXML("<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>"
+                              % (name, target), 0)
+    result = run('storage_pool', {'name': name, 'state': 'absent', 'purge': True})
+    assert not result.failed, result.result
+    assert pool_or_none(conn, name) is None and not os.path.exists(target)
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,6 +518,29 @@ def test_purge_refused_while_a_volume_is_used_then_deletes_everything(run, conn,
     assert purged['actions'] == checked['actions']
     assert pool_or_none(conn, name) is None
     assert not os.path.exists(target)
+    assert not run('storage_pool', {'name': name, 'state': 'absent', 'purge': True}).changed
+
+
+def test_purge_deletes_files_libvirt_has_not_listed_yet(run, conn, names):
+    name = names('stale')
+    target = names.path('stale')
+    run('storage_pool', {'name': name, 'type': 'dir', 'target': target})
+    with open(os.path.join(target, 'unlisted.raw'), 'wb') as handle:
+        handle.truncate(4096)
+    assert conn.storagePoolLookupByName(name).numOfVolumes() == 0
+    checked = run('storage_pool', {'name': name, 'state': 'absent', 'purge': True}, check=True)
+    assert 'delete volume unlisted.raw of pool %s' % name in checked['actions']
+    purged = run('storage_pool', {'name': name, 'state': 'absent', 'purge': True})
+    assert not purged.failed, purged.result
+    assert not os.path.exists(target)
+
+
+def test_purge_is_refused_for_pools_whose_volumes_cannot_be_deleted(run, conn, names):
+    name = names('lunpool')
+    run('storage_pool', _iscsi_args(name, LAB['LAB_OPEN_IQN']))
+    refused = run('storage_pool', {'name': name, 'state': 'absent', 'purge': True})
+    assert refused.failed and refused['error_code'] == 'INVALID_ARGUMENT'
+    assert conn.storagePoolLookupByName(name).isActive()
 
 
 def test_purge_sees_a_running_domain_using_a_file_of_an_inactive_pool(run, conn, names):
@@ -442,10 +569,18 @@ def test_purge_sees_a_running_domain_using_a_file_of_an_inactive_pool(run, conn,
     ('bad', {'type': 'fs', 'target': 'TARGET'}, 'INVALID_ARGUMENT'),
     ('bad', {'type': 'dir', 'target': 'TARGET', 'unknown': 1}, 'INVALID_ARGUMENT'),
     ('bad', {'type': 'dir', 'target': 'TARGET', 'uri': 'qemu+unix:///system?socket=/nope'}, 'LIBVIRT_UNREACHABLE'),
+    (u'nonchar\ufffe', {'type': 'dir', 'target': 'TARGET'}, 'INVALID_NAME'),
+    ('ctl', {'type': 'netfs', 'target': 'TARGET', 'source': {'host': 'nas\x01', 'dir': '/e'}}, 'INVALID_ARGUMENT'),
+    ('port', {'xml': "<pool type='iscsi'><name>NAME</name><source><host name='h' port='abc'/>"
+                     "<device path='iqn.x:t'/></source><target><path>/dev/disk/by-path</path></target></pool>"},
+     'INVALID_ARGUMENT'),
+    ('badxml', {'xml': "<pool type='fs'><name>NAME</name></pool>"}, 'INVALID_ARGUMENT'),
 ])
 def test_refusals_carry_their_error_code_and_change_nothing(run, conn, names, suffix, args, code):
     target = names.path('never-made')
     args = dict(args, name=names(suffix), **({'target': target} if 'target' in args else {}))
+    if 'xml' in args:
+        args['xml'] = args['xml'].replace('NAME', args['name'])
     result = run('storage_pool', args)
     assert result.failed and result['error_code'] == code, result.result
     assert result['msg'] and result['actions'] == []
@@ -480,6 +615,8 @@ def test_info_filters(run, conn, names):
     assert {p.name() for p in conn.listAllStoragePools(0)} == set(everything)
     assert everything[inactive]['volume_count'] is None
     assert run('storage_pool_info', {'name': names('none')})['pools'] == []
+    invalid = run('storage_pool_info', {'name': 'a/b'})
+    assert invalid.failed and invalid['error_code'] == 'INVALID_NAME'
 
 
 def test_module_defaults_group_sets_the_uri(names, tmp_path, conn):

@@ -54,10 +54,12 @@ def test_pool_ops_define_start_describe(client):
     ops.define(_pool.build_xml(definition))
     ops.start(definition.name)
     ops.set_autostart(definition.name, True)
-    # (the test driver has no VIR_STORAGE_XML_INACTIVE, so observe() is covered by the lab tests)
+    observed = ops.observe(definition.name)
+    assert observed.active and observed.persistent and observed.autostart
+    assert _pool.definition_changes(definition, observed.definition) == []
     described = _pool.describe_pool(client, client.get_pool(definition.name))
     assert described['name'] == definition.name and described['state'] == 'active'
-    assert described['volume_count'] == 0 and isinstance(described['capacity'], int)
+    assert described['volume_count'] == 0 and described['persistent'] is True
     ops.stop(definition.name)
     ops.undefine(definition.name)
     assert client.lookup_pool(definition.name) is None
@@ -76,3 +78,27 @@ def test_usage_index_reads_every_domain_once(client):
     [use] = index.users(pool='p', volume='v')
     assert use.shareable and use.live and not use.persistent
     assert [path for path, _use in index.paths_under('/p')] == ['/p/a.img']
+
+
+def test_describe_a_transient_pool(client):
+    client.conn.storagePoolCreateXML(_pool.build_xml(_pool.PoolDefinition(name='t p', type='dir', target_path='/t')), 0)
+    described = _pool.describe_pool(client, client.get_pool('t p'))
+    assert described['name'] == 't p' and described['state'] == 'active' and described['persistent'] is False
+    assert described['volume_count'] == 0 and isinstance(described['capacity'], int)
+    assert described['target_path'] == '/t'
+
+
+def test_canonical_pool_xml_is_libvirts_own_rendering(client):
+    canonical = client.canonical_pool_xml(
+        "<pool type='dir'><name>x</name><uuid>8C3B5C5E-0000-4000-8000-00000000ABCD</uuid>"
+        "<target><path>/x1/</path></target></pool>")
+    assert '8c3b5c5e-0000-4000-8000-00000000abcd' in canonical
+    assert '<path>/x1</path>' in canonical
+    assert client.lookup_pool('x') is None, 'nothing reaches the real connection'
+
+
+def test_canonical_pool_xml_refuses_what_libvirt_refuses(client):
+    with pytest.raises(StorageError) as caught:
+        client.canonical_pool_xml("<pool type='fs'><name>x</name><target><path>/x</path></target></pool>")
+    assert caught.value.code == 'INVALID_ARGUMENT'
+    assert 'libvirt accepts' in caught.value.msg

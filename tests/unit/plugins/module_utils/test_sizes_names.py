@@ -62,6 +62,8 @@ def test_valid_names(name):
     ('a' * (DEFINITION_NAME_MAX_BYTES + 1), 'bytes'),
     (u'é' * 124, 'bytes'),  # 248 bytes in UTF-8
     (None, 'non-empty'),
+    (u'x\ufffe', 'XML'),
+    (u'x\ud800', 'XML'),
 ])
 def test_invalid_names(name, fragment):
     with pytest.raises(StorageError) as caught:

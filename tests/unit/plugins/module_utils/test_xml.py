@@ -38,19 +38,38 @@ def test_names_are_escaped_by_lxml():
 
 
 @pytest.mark.parametrize('wanted, actual, expected', [
-    ('<pool type="dir"><name>a</name></pool>', '<pool type="dir"><name>a</name><uuid>u</uuid></pool>', True),
+    ('<pool type="dir"><name>a</name></pool>', '<pool type="dir"><name>a</name></pool>', True),
+    ('<pool type="dir"><name>a</name></pool>', '<pool type="dir"><name>a</name><uuid>u</uuid></pool>', False),
     ('<pool type="dir"><name>a</name></pool>', '<pool type="fs"><name>a</name></pool>', False),
     ('<pool><target><path>/a</path></target></pool>', '<pool><target><path>/b</path></target></pool>', False),
     ('<pool><capacity>5</capacity></pool>', '<pool><capacity>9</capacity></pool>', True),
-    ('<p><d path="1"/><d path="2"/></p>', '<p><d path="2"/><d path="1"/></p>', True),
-    ('<p><d path="1"/><d path="1"/></p>', '<p><d path="1"/></p>', False),
+    ('<p><d path="1"/><d path="2"/></p>', '<p><d path="2"/><d path="1"/></p>', False),
     ('<p><name> a </name></p>', '<p><name>a</name></p>', True),
 ])
-def test_is_subset(wanted, actual, expected):
-    assert _xml.is_subset(_xml.parse(wanted), _xml.parse(actual)) is expected
+def test_same_tree(wanted, actual, expected):
+    assert _xml.same_tree(_xml.parse(wanted), _xml.parse(actual)) is expected
 
 
 def test_parse_refuses_entities():
     text = '<!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><p>&x;</p>'
     root = _xml.parse(text)
     assert 'root:' not in (root.text or '')
+
+
+def test_values_xml_cannot_hold_are_invalid_arguments():
+    from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+    with pytest.raises(StorageError) as caught:
+        _pool.build_xml(_pool.PoolDefinition(name='x', type='dir', target_path='/a\x01b'))
+    assert caught.value.code == 'INVALID_ARGUMENT'
+
+
+def test_a_port_that_is_no_number_is_an_invalid_argument():
+    from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+    with pytest.raises(StorageError) as caught:
+        _pool.parse_definition(_xml.parse("<pool type='iscsi'><name>x</name><source><host name='h' port='abc'/>"
+                                          "</source></pool>"))
+    assert caught.value.code == 'INVALID_ARGUMENT'
+
+
+def test_names_keep_their_spaces():
+    assert _pool.parse_definition(_xml.parse("<pool type='dir'><name> a b </name></pool>")).name == ' a b '
