@@ -413,9 +413,7 @@ def _xml_mode_changes(desired, observed):
                            % (wanted_uuid, desired.name, observed.definition.uuid))
     if _same_as_xml(desired, observed.xml_tree):
         return []
-    canonical = parse_definition(desired.canonical_tree)
-    changes = [name for name in definition_changes(canonical, observed.definition)]
-    return changes + ['xml']
+    return definition_changes(parse_definition(desired.canonical_tree), observed.definition) + ['xml']
 
 
 def _plan_present(desired, observed, secrets):
