@@ -246,7 +246,8 @@ def test_fs_pool_formats_an_empty_device(run, conn, names):
     converge(run, conn, args, verify)
 
 
-def test_fs_pool_uses_an_existing_filesystem_without_formatting(run, conn, names):
+def ext4_device_holding_data(names):
+    """A loop device with an ext4 filesystem holding precious.img."""
     device = names.loop_device()
     subprocess.run(['mkfs.ext4', '-q', device], check=True)
     staging = names.path('staging')
@@ -255,6 +256,11 @@ def test_fs_pool_uses_an_existing_filesystem_without_formatting(run, conn, names
     with open(os.path.join(staging, 'precious.img'), 'w') as handle:
         handle.write('precious')
     subprocess.run(['umount', staging], check=True)
+    return device
+
+
+def test_fs_pool_uses_an_existing_filesystem_without_formatting(run, conn, names):
+    device = ext4_device_holding_data(names)
     name = names('fsdata')
     target = names.path('fsdata')
     result = run('storage_pool', {'name': name, 'type': 'fs', 'target': target,
@@ -265,14 +271,7 @@ def test_fs_pool_uses_an_existing_filesystem_without_formatting(run, conn, names
 
 
 def test_fs_pool_overwrite_never_formats_a_device_that_has_the_wanted_filesystem(run, conn, names):
-    device = names.loop_device()
-    subprocess.run(['mkfs.ext4', '-q', device], check=True)
-    staging = names.path('staging')
-    os.makedirs(staging)
-    subprocess.run(['mount', device, staging], check=True)
-    with open(os.path.join(staging, 'precious.img'), 'w') as handle:
-        handle.write('precious')
-    subprocess.run(['umount', staging], check=True)
+    device = ext4_device_holding_data(names)
     name = names('fskeep')
     target = names.path('fskeep')
     result = run('storage_pool', {'name': name, 'type': 'fs', 'target': target, 'overwrite': True,
