@@ -461,12 +461,17 @@ def test_xml_in_another_spelling_is_still_the_same_definition(run, conn, names):
     assert other.failed and other['error_code'] == 'INVALID_ARGUMENT' and 'uuid' in other['msg'].lower()
 
 
-def test_transient_pools_are_made_persistent(run, conn, names):
-    name = names('transient')
-    target = names.path('transient')
+def transient_dir_pool(conn, names, suffix):
+    """A pool started without a definition (as `virsh pool-create-as` makes one)."""
+    name, target = names(suffix), names.path(suffix)
     os.makedirs(target)
     conn.storagePoolCreateXML("<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>"
                               % (name, target), 0)
+    return name, target
+
+
+def test_transient_pools_are_made_persistent(run, conn, names):
+    name, target = transient_dir_pool(conn, names, 'transient')
     checked = run('storage_pool', {'name': name, 'active': False, 'autostart': False}, check=True)
     assert checked['actions'] == ['persist pool %s' % name, 'stop pool %s' % name]
     assert not conn.storagePoolLookupByName(name).isPersistent()
@@ -478,11 +483,7 @@ def test_transient_pools_are_made_persistent(run, conn, names):
 
 
 def test_purge_of_a_transient_pool_deletes_its_storage(run, conn, names):
-    name = names('transpurge')
-    target = names.path('transpurge')
-    os.makedirs(target)
-    conn.storagePoolCreateXML("<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>"
-                              % (name, target), 0)
+    name, target = transient_dir_pool(conn, names, 'transpurge')
     result = run('storage_pool', {'name': name, 'state': 'absent', 'purge': True})
     assert not result.failed, result.result
     assert pool_or_none(conn, name) is None and not os.path.exists(target)
