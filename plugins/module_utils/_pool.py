@@ -51,7 +51,7 @@ STORAGE_DELETE_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'zfs'))
 # Types whose volumes live below the target path (files, /dev/<vg>/<lv>, /dev/zvol/<pool>/<vol>).
 PATH_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'zfs'))
 # Elements of a stored definition that say nothing about what the pool is.
-NOT_DEFINITION = frozenset(('uuid', 'capacity', 'allocation', 'available'))
+NOT_DEFINITION = _xml.RUNTIME_ELEMENTS | frozenset(('uuid',))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +213,7 @@ def patched_xml(stored, wanted):
     """The stored definition with the user's fields written over it: everything the user
     did not manage (permissions, further hosts, adapter details, mount options) stays."""
     root = _xml.parse(_xml.to_string(stored))
-    for node in [child for child in root if child.tag in ('capacity', 'allocation', 'available')]:
+    for node in [child for child in root if child.tag in _xml.RUNTIME_ELEMENTS]:
         root.remove(node)
     src = wanted.source
     if wanted.target_path:
@@ -634,6 +634,12 @@ class PoolOps(object):
 
     def __init__(self, client):
         self.client = client
+        self._usage = None  # who uses what: read from every domain once per run
+
+    def usage(self):
+        if self._usage is None:
+            self._usage = UsageIndex.build(self.client)
+        return self._usage
 
     def observe(self, name, with_usage=False):
         pool = self.client.lookup_pool(name)
@@ -657,7 +663,7 @@ class PoolOps(object):
             live_definition=parse_definition(live) if live is not None else None,
             active=active, persistent=persistent, autostart=autostart, volumes=volumes)
         if with_usage:
-            observed.users = pool_users(observed.definition, volumes, UsageIndex.build(self.client))
+            observed.users = pool_users(observed.definition, volumes, self.usage())
         return observed
 
     def observe_secrets(self, name, kinds, password=None):
@@ -722,11 +728,17 @@ class PoolOps(object):
 
     def delete_all_volumes(self, pool_name):
         """Purge of a pool that was inactive: its volumes are known only now, so who uses
-        them is checked again before anything is deleted."""
-        observed = self.observe(pool_name, with_usage=True)
-        if observed.users:
-            raise _in_use(pool_name, observed.users)
-        for volume_name, _path in observed.volumes or ():
+        them is checked again (against the domains read while planning) before anything
+        is deleted."""
+        pool = self.client.get_pool(pool_name)
+        with self.client.errors('list the volumes of pool %s' % pool_name):
+            pool.refresh(0)
+            volumes = tuple((vol.name(), vol.path()) for vol in pool.listAllVolumes(0))
+        definition = parse_definition(_xml.parse(self.client.pool_xml(pool), 'pool XML'))
+        users = pool_users(definition, volumes, self.usage())
+        if users:
+            raise _in_use(pool_name, users)
+        for volume_name, _path in volumes:
             self.delete_volume(pool_name, volume_name)
 
     def delete_storage(self, name):

@@ -102,3 +102,31 @@ def test_canonical_pool_xml_refuses_what_libvirt_refuses(client):
         client.canonical_pool_xml("<pool type='fs'><name>x</name><target><path>/x</path></target></pool>")
     assert caught.value.code == 'INVALID_ARGUMENT'
     assert 'libvirt accepts' in caught.value.msg
+
+
+def test_purge_of_an_inactive_pool_reads_the_domains_once(client):
+    """The in-use check after starting an inactive pool reuses the domains read while planning."""
+    ops = _pool.PoolOps(client)
+    ops.define(_pool.build_xml(_pool.PoolDefinition(name='purged', type='dir', target_path='/purged')))
+    calls = []
+    list_domains = client.list_domains
+    client.list_domains = lambda: calls.append(1) or list_domains()
+    observed = ops.observe('purged', with_usage=True)
+    assert observed.users == () and len(calls) == 1
+    ops.start('purged')
+    ops.delete_all_volumes('purged')
+    assert len(calls) == 1, 'a second pass over every domain'
+
+
+def test_purge_of_an_inactive_pool_rechecks_its_now_listed_volumes(client):
+    ops = _pool.PoolOps(client)
+    ops.define(_pool.build_xml(_pool.PoolDefinition(name='used', type='dir', target_path='/used')))
+    ops.observe('used', with_usage=True)
+    ops.start('used')
+    client.get_pool('used').createXML("<volume><name>v.img</name><capacity>1024</capacity></volume>", 0)
+    ops.usage().add_domain_xml('vm9', "<domain><devices><disk type='volume'><source pool='used' volume='v.img'/>"
+                                      "<target dev='vdb'/></disk></devices></domain>", live=False)
+    with pytest.raises(StorageError) as caught:
+        ops.delete_all_volumes('used')
+    assert caught.value.code == 'POOL_IN_USE' and 'vm9' in caught.value.msg
+    assert client.lookup_volume(client.get_pool('used'), 'v.img') is not None
