@@ -169,6 +169,55 @@ class LibvirtClient(object):
     def lookup_volume_by_path(self, path):
         return self._lookup('look up volume at %s' % path, self.conn.storageVolLookupByPath, path)
 
+    def lookup_volume_by_key(self, key):
+        return self._lookup('look up volume with key %s' % key, self.conn.storageVolLookupByKey, key)
+
+    def get_volume(self, pool_name, name):
+        volume = self.lookup_volume(self.get_pool(pool_name), name)
+        if volume is None:
+            raise StorageError('VOLUME_NOT_FOUND', 'volume %r does not exist in pool %r' % (name, pool_name))
+        return volume
+
+    def volume_xml(self, volume, missing_ok=False):
+        """A volume's XML; with `missing_ok`, None when the volume (or its pool) has gone
+        away since it was listed."""
+        if missing_ok:
+            return self._lookup('read volume %s' % volume.name(), volume.XMLDesc, 0)
+        with self.errors('read volume %s' % volume.name()):
+            return volume.XMLDesc(0)
+
+    def active_pools(self):
+        """The pools that are active now; one that vanished meanwhile is left out."""
+        return [pool for pool in self.list_pools()
+                if self._lookup('read pool %s' % pool.name(), pool.isActive)]
+
+    def pool_volumes(self, pool):
+        """The volumes of a pool, or [] when the pool has gone away or stopped meanwhile."""
+        try:
+            return pool.listAllVolumes(0)
+        except libvirt.libvirtError as err:
+            if is_missing(err) or err.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                return []
+            raise StorageError(_code_for(err), 'list the volumes of pool %s failed: %s'
+                               % (pool.name(), err.get_error_message() or err), libvirt_code=err.get_error_code())
+
+    def upload(self, volume, reader):
+        """Stream a file into a volume as libvirt's sparse stream: only the data sections
+        of `reader` (an _images.SparseReader) cross the connection; holes are sent as
+        their length."""
+        stream = self.conn.newStream(0)
+        try:
+            with self.errors('upload %s into volume %s' % (reader.path, volume.name())):
+                volume.upload(stream, 0, reader.size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+                stream.sparseSendAll(reader.read, reader.section, reader.skip, None)
+                stream.finish()
+        except BaseException:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            raise
+
     # domains ---------------------------------------------------------------------------
     def lookup_domain(self, name_or_uuid):
         if _UUID_RE.match(name_or_uuid):
@@ -177,9 +226,13 @@ class LibvirtClient(object):
                 return found
         return self._lookup('look up domain %s' % name_or_uuid, self.conn.lookupByName, name_or_uuid)
 
-    def list_domains(self):
+    def list_domains(self, flags=0):
         with self.errors('list domains'):
-            return self.conn.listAllDomains(0)
+            return self.conn.listAllDomains(flags)
+
+    def domain_xml(self, domain, flags=0):
+        """A domain's XML, or None when the domain has gone away since it was listed."""
+        return self._lookup('read the definition of domain %s' % domain.name(), domain.XMLDesc, flags)
 
     # secrets ---------------------------------------------------------------------------
     def lookup_secret(self, usage_type, usage_id):

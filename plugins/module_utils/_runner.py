@@ -87,15 +87,18 @@ def apply_plan(plan, ops):
             action.apply(ops)
         except StorageError as err:
             steps = [step.description for step in done]
+            kept = []  # what still stands: `changed` is about the state left behind
             for step in reversed(done):
                 if step.undo is None:
+                    kept.append(step)
                     continue
                 try:
                     step.undo.apply(ops)
                     steps.append('rolled back: %s' % step.undo.description)
                 except StorageError as undo_err:
+                    kept.append(step)
                     steps.append('could not roll back (%s): %s' % (step.undo.description, undo_err.msg))
-            return Outcome(steps, any(step.changes for step in done), err)
+            return Outcome(steps, any(step.changes for step in kept), err)
         done.append(action)
     return Outcome([step.description for step in done], plan.changed)
 

@@ -15,23 +15,25 @@ from ansible_collections.virtops.storage.plugins.module_utils._libvirt import li
 class DiskUse(object):
     """One domain's use of one disk source, merged over its live and persistent views."""
 
-    __slots__ = ('domain', 'target', 'live', 'persistent', 'shareable', 'readonly')
+    __slots__ = ('domain', 'target', 'live', 'persistent', 'shareable', 'readonly', 'via')
 
-    def __init__(self, domain, target, live=False, persistent=False, shareable=False, readonly=False):
+    def __init__(self, domain, target, live=False, persistent=False, shareable=False, readonly=False, via=None):
         self.domain = domain
         self.target = target
         self.live = live
         self.persistent = persistent
         self.shareable = shareable
         self.readonly = readonly
+        self.via = via  # the disk's own source, when this one is only in its backing chain
 
     def as_dict(self):
-        return {'domain': self.domain, 'target': self.target, 'live': self.live, 'persistent': self.persistent}
+        return {'domain': self.domain, 'target': self.target, 'live': self.live, 'persistent': self.persistent,
+                'via': self.via}
 
 
 def disk_source_keys(disk):
-    """The keys under which a <disk> element's source can be found: ('path', p) and/or
-    ('volume', pool, name)."""
+    """The keys under which a <disk> (or <backingStore>) element's source can be found:
+    ('path', p), ('volume', pool, name), ('network', protocol, host, name)."""
     source = disk.find('source')
     if source is None:
         return []
@@ -49,6 +51,18 @@ def disk_source_keys(disk):
     return keys
 
 
+def _source_label(keys):
+    """A disk source for people to read: its path, else pool/volume, else the network name."""
+    first = dict((key[0], key) for key in reversed(keys))
+    if 'path' in first:
+        return first['path'][1]
+    if 'volume' in first:
+        return '%s/%s' % first['volume'][1:]
+    if 'network' in first:
+        return first['network'][3]
+    return None
+
+
 class UsageIndex(object):
     """Every disk of every domain, indexed by source; build() lists the domains once."""
 
@@ -57,32 +71,53 @@ class UsageIndex(object):
 
     @classmethod
     def build(cls, client):
+        """Two listings (running, persistent) and one XML read per view of each domain;
+        nothing is asked per disk or per volume."""
         index = cls()
-        for domain in client.list_domains():
-            with client.errors('read the definition of domain %s' % domain.name()):
-                name = domain.name()
-                if domain.isActive():
-                    index.add_domain_xml(name, domain.XMLDesc(0), live=True)
-                if domain.isPersistent():
-                    index.add_domain_xml(name, domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), live=False)
+        for flags, live in ((libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE, True),
+                            (libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT, False)):
+            xml_flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
+            for domain in client.list_domains(flags):
+                xml = client.domain_xml(domain, xml_flags)
+                if xml is not None:  # None: the domain went away meanwhile
+                    index.add_domain_xml(domain.name(), xml, live=live)
         return index
 
     def add_domain_xml(self, domain_name, xml, live):
         root = _xml.parse(xml, 'domain XML')
         for disk in root.findall('./devices/disk'):
             target = _xml.attr_of(disk, 'target', 'dev')
-            for key in disk_source_keys(disk):
-                per_source = self._uses.setdefault(key, collections.OrderedDict())
-                use = per_source.get(domain_name)
-                if use is None:
-                    use = per_source[domain_name] = DiskUse(domain_name, target)
-                if live:
-                    use.live = True
-                    use.target = target
-                else:
-                    use.persistent = True
-                use.shareable = use.shareable or disk.find('shareable') is not None
-                use.readonly = use.readonly or disk.find('readonly') is not None
+            flags = (disk.find('shareable') is not None, disk.find('readonly') is not None)
+            own_keys = disk_source_keys(disk)
+            for key in own_keys:
+                self._add(key, domain_name, target, live, flags, None)
+            # a disk reads every image of its backing chain (live XML lists them)
+            via = _source_label(own_keys) or target
+            chained = disk.find('backingStore')
+            while chained is not None and chained.find('source') is not None:
+                for key in disk_source_keys(chained):
+                    self._add(key, domain_name, target, live, (flags[0], True), via or target)
+                chained = chained.find('backingStore')
+
+    def _add(self, key, domain_name, target, live, flags, via):
+        per_source = self._uses.setdefault(key, collections.OrderedDict())
+        use = per_source.get(domain_name)
+        if use is None:
+            use = per_source[domain_name] = DiskUse(domain_name, target, via=via)
+        if live:
+            use.live = True
+            use.target = target
+        else:
+            use.persistent = True
+        use.shareable = use.shareable or flags[0]
+        use.readonly = use.readonly or flags[1]
+        if via is None and use.via is not None:  # a direct use outranks one through a chain
+            use.via = None
+            use.target = target
+
+    def domains_using(self, domain_name):
+        """(key, DiskUse) for every source the domain uses."""
+        return [(key, per_source[domain_name]) for key, per_source in self._uses.items() if domain_name in per_source]
 
     def users(self, path=None, pool=None, volume=None):
         """The DiskUse records of a volume, found by its path and/or pool+name."""

@@ -110,12 +110,12 @@ def test_purge_of_an_inactive_pool_reads_the_domains_once(client):
     ops.define(_pool.build_xml(_pool.PoolDefinition(name='purged', type='dir', target_path='/purged')))
     calls = []
     list_domains = client.list_domains
-    client.list_domains = lambda: calls.append(1) or list_domains()
+    client.list_domains = lambda flags=0: calls.append(flags) or list_domains(flags)
     observed = ops.observe('purged', with_usage=True)
-    assert observed.users == () and len(calls) == 1
+    assert observed.users == () and len(calls) == 2, 'one listing of the running, one of the persistent domains'
     ops.start('purged')
     ops.delete_all_volumes('purged')
-    assert len(calls) == 1, 'a second pass over every domain'
+    assert len(calls) == 2, 'a second pass over every domain'
 
 
 def test_purge_of_an_inactive_pool_rechecks_its_now_listed_volumes(client):
@@ -130,3 +130,17 @@ def test_purge_of_an_inactive_pool_rechecks_its_now_listed_volumes(client):
         ops.delete_all_volumes('used')
     assert caught.value.code == 'POOL_IN_USE' and 'vm9' in caught.value.msg
     assert client.lookup_volume(client.get_pool('used'), 'v.img') is not None
+
+
+def test_usage_index_follows_the_backing_chain():
+    index = UsageIndex()
+    index.add_domain_xml('vm1', """<domain><devices><disk type='volume'><source pool='p' volume='top.qcow2'/>
+      <target dev='vda'/><backingStore type='file'><source file='/p/mid.qcow2'/>
+      <backingStore type='file'><source file='/p/base.img'/><backingStore/></backingStore></backingStore>
+      </disk><disk type='file'><source file='/p/base.img'/><target dev='vdb'/><readonly/></disk>
+      </devices></domain>""", live=True)
+    [mid] = index.users(path='/p/mid.qcow2')
+    assert (mid.domain, mid.target, mid.via, mid.readonly) == ('vm1', 'vda', 'p/top.qcow2', True)
+    [base] = index.users(path='/p/base.img')
+    assert (base.via, base.target) == (None, 'vdb'), 'also used directly: the direct use is what is reported'
+    assert index.users(pool='p', volume='top.qcow2')[0].via is None

@@ -64,3 +64,12 @@ def test_steps_that_change_nothing_do_not_count_as_a_change():
     plan.add('refresh x', 'refresh', ('x',), changes=False)
     assert plan.changed is False
     assert apply_plan(plan, RecordingOps()).changed is False
+
+
+def test_a_fully_rolled_back_run_changed_nothing():
+    plan = Plan()
+    plan.add('create v', 'create', ('v',), undo=Action('delete v', 'delete', ('v',)))
+    plan.add('upload into v', 'upload', ('v',))
+    outcome = apply_plan(plan, RecordingOps(failing={'upload'}))
+    assert outcome.steps == ['create v', 'rolled back: delete v']
+    assert outcome.changed is False, 'nothing of the run is left behind'

@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Image files on the managed host: what format they hold, and reading them sparse.
+
+The format is read from the file's header, the way libvirt and QEMU recognise it, so an
+import can be refused (FORMAT_MISMATCH) before anything is created; libvirt's own view
+of the uploaded volume is checked again afterwards.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import os
+import struct
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+
+_HEADER_BYTES = 64 * 1024
+
+
+class ImageInfo(object):
+    """`format` as libvirt names it; `virtual_size` in bytes (None when the header does
+    not say); `backing_file` is True when the image depends on another file."""
+
+    __slots__ = ('path', 'format', 'file_size', 'virtual_size', 'backing_file')
+
+    def __init__(self, path, image_format, file_size, virtual_size, backing_file=False):
+        self.path = path
+        self.format = image_format
+        self.file_size = file_size
+        self.virtual_size = virtual_size
+        self.backing_file = backing_file
+
+
+def _u32be(buf, offset):
+    return struct.unpack_from('>I', buf, offset)[0]
+
+
+def _u64be(buf, offset):
+    return struct.unpack_from('>Q', buf, offset)[0]
+
+
+def _u64le(buf, offset):
+    return struct.unpack_from('<Q', buf, offset)[0]
+
+
+def _qcow(buf):
+    version = _u32be(buf, 4)
+    # both versions keep the backing file offset at 8 and the virtual size at 24
+    return ('qcow' if version == 1 else 'qcow2'), _u64be(buf, 24), _u64be(buf, 8) != 0
+
+
+def _qed(buf):
+    features = _u64le(buf, 16)
+    return 'qed', _u64le(buf, 48), bool(features & 1)
+
+
+def _vmdk(buf):
+    return 'vmdk', _u64le(buf, 12) * 512, False  # a parent is named in the descriptor, not here
+
+
+def _vdi(buf):
+    return 'vdi', _u64le(buf, 0x170), False
+
+
+def _vpc(buf):
+    return 'vpc', _u64be(buf, 48), False
+
+
+# (offset, magic, reader or None): the header signatures libvirt probes for
+_SIGNATURES = (
+    (0, b'QFI\xfb', _qcow),
+    (0, b'QED\x00', _qed),
+    (0, b'KDMV', _vmdk),
+    (0x40, b'\x7f\x10\xda\xbe', _vdi),
+    (0, b'conectix', _vpc),
+    (0, b'vhdxfile', None),
+    (0, b'LUKS\xba\xbe', None),
+    (0, b'OOOM', None),  # the old "cow" format
+    (0, b'Bochs Virtual HD Image', None),
+    (0, b'WithoutFreeSpace', None),  # ploop
+    (0, b'WithouFreSpacExt', None),  # ploop
+)
+_NAMES = {b'vhdxfile': 'vhdx', b'LUKS\xba\xbe': 'luks', b'OOOM': 'cow', b'Bochs Virtual HD Image': 'bochs',
+          b'WithoutFreeSpace': 'ploop', b'WithouFreSpacExt': 'ploop'}
+_ISO_OFFSET = 0x8001
+
+
+def inspect_image(path):
+    """An ImageInfo for the file at `path`; raw when no known header is found."""
+    try:
+        with open(path, 'rb') as handle:
+            size = os.fstat(handle.fileno()).st_size
+            header = handle.read(_HEADER_BYTES)
+    except (IOError, OSError) as exc:
+        raise StorageError('INVALID_ARGUMENT', 'import_from: cannot read %s: %s' % (path, exc.strerror or exc))
+    if not os.path.isfile(path):
+        raise StorageError('INVALID_ARGUMENT', 'import_from: %s is not a regular file' % path)
+    for offset, magic, reader in _SIGNATURES:
+        if header[offset:offset + len(magic)] != magic:
+            continue
+        if reader is None:
+            return ImageInfo(path, _NAMES[magic], size, None)
+        try:
+            image_format, virtual_size, backing = reader(header)
+        except struct.error:
+            return ImageInfo(path, 'raw', size, size)
+        return ImageInfo(path, image_format, size, virtual_size, backing)
+    if header[_ISO_OFFSET:_ISO_OFFSET + 5] == b'CD001':
+        return ImageInfo(path, 'iso', size, size)
+    return ImageInfo(path, 'raw', size, size)
+
+
+class SparseReader(object):
+    """Feeds a file to libvirt's sparse stream: data sections are read, holes are only
+    reported and skipped, so they are neither read nor written as zeros."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+        self.bytes_read = 0
+        self.hole_bytes = 0
+
+    def close(self):
+        os.close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def section(self, _stream, _opaque):
+        """[in_data, length] of the section starting at the current offset."""
+        here = os.lseek(self.fd, 0, os.SEEK_CUR)
+        if here >= self.size:
+            return [0, 0]
+        try:
+            data = os.lseek(self.fd, here, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nothing but a hole up to the end
+                raise
+            data = self.size
+        if data > here:
+            os.lseek(self.fd, here, os.SEEK_SET)
+            return [0, data - here]
+        hole = os.lseek(self.fd, here, os.SEEK_HOLE)
+        os.lseek(self.fd, here, os.SEEK_SET)
+        return [1, hole - here]
+
+    def read(self, _stream, nbytes, _opaque):
+        chunk = os.read(self.fd, nbytes)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def skip(self, _stream, length, _opaque):
+        os.lseek(self.fd, length, os.SEEK_CUR)
+        self.hole_bytes += length
+        return 0

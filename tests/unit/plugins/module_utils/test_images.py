@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+"""Image headers read the way QEMU writes them, and the sparse reader over real holes."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
+
+QEMU_IMG = shutil.which('qemu-img')
+needs_qemu_img = pytest.mark.skipif(QEMU_IMG is None, reason='qemu-img is part of the lab packages')
+
+
+@needs_qemu_img
+@pytest.mark.parametrize('image_format, virtual_size', [
+    ('qcow2', 10 * 1024 ** 2), ('qed', 10 * 1024 ** 2), ('vmdk', 10 * 1024 ** 2), ('vdi', 10 * 1024 ** 2)])
+def test_formats_written_by_qemu_img(tmp_path, image_format, virtual_size):
+    path = tmp_path / ('disk.' + image_format)
+    subprocess.run([QEMU_IMG, 'create', '-q', '-f', image_format, str(path), str(virtual_size)], check=True)
+    info = inspect_image(str(path))
+    assert info.format == image_format
+    assert info.virtual_size == virtual_size
+    assert info.backing_file is False
+    assert info.file_size == path.stat().st_size
+
+
+@needs_qemu_img
+def test_an_overlay_is_recognised_as_one(tmp_path):
+    base = tmp_path / 'base.qcow2'
+    top = tmp_path / 'top.qcow2'
+    subprocess.run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', str(base), '1M'], check=True)
+    subprocess.run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', '-b', str(base), '-F', 'qcow2', str(top)], check=True)
+    assert inspect_image(str(top)).backing_file is True
+
+
+def test_raw_iso_and_unknown_headers(tmp_path):
+    raw = tmp_path / 'plain.img'
+    raw.write_bytes(b'\0' * 4096)
+    info = inspect_image(str(raw))
+    assert (info.format, info.virtual_size) == ('raw', 4096)
+    iso = tmp_path / 'cd.iso'
+    iso.write_bytes(b'\0' * 0x8001 + b'CD001' + b'\0' * 100)
+    assert inspect_image(str(iso)).format == 'iso'
+    luks = tmp_path / 'secret.luks'
+    luks.write_bytes(b'LUKS\xba\xbe' + b'\0' * 100)
+    info = inspect_image(str(luks))
+    assert info.format == 'luks' and info.virtual_size is None
+    short = tmp_path / 'short.qcow2'
+    short.write_bytes(b'QFI\xfb')  # a header cut short is no image
+    assert inspect_image(str(short)).format == 'raw'
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(StorageError) as caught:
+        inspect_image(str(tmp_path / 'nope.img'))
+    assert caught.value.code == 'INVALID_ARGUMENT' and 'nope.img' in caught.value.msg
+    with pytest.raises(StorageError):
+        inspect_image(str(tmp_path))
+
+
+def test_sparse_reader_reads_only_the_data(tmp_path):
+    path = tmp_path / 'sparse.img'
+    mib = 1024 ** 2
+    with open(str(path), 'wb') as handle:
+        handle.truncate(16 * mib)
+        handle.seek(4 * mib)
+        handle.write(b'x' * mib)
+        handle.seek(12 * mib)
+        handle.write(b'y' * mib)
+    if path.stat().st_blocks * 512 >= 16 * mib:
+        pytest.skip('this filesystem does not keep holes')
+    sections, data = [], bytearray()
+    with SparseReader(str(path)) as reader:
+        while True:
+            in_data, length = reader.section(None, None)
+            if length == 0:
+                break
+            sections.append((in_data, length))
+            if in_data:
+                data += reader.read(None, length, None)
+            else:
+                reader.skip(None, length, None)
+        assert reader.bytes_read == 2 * mib and reader.hole_bytes == 14 * mib
+    assert sections == [(0, 4 * mib), (1, mib), (0, 7 * mib), (1, mib), (0, 3 * mib)]
+    assert bytes(data) == b'x' * mib + b'y' * mib
