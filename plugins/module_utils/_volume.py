@@ -409,10 +409,6 @@ def _plan_existing(plan, desired, pool, observed, users, content=None):
         raise StorageError('INVALID_ARGUMENT', '%s exists as an overlay on %s, not on %s; a volume\'s backing store '
                                                'is never changed' % (label, observed.backing_path or 'nothing',
                                                                      content.source.path))
-    for option in ('clone_from', 'import_from'):
-        if getattr(desired, option) is not None:
-            plan.warnings.append('%s exists, so %s was not used: content is written only when a volume is created'
-                                 % (label, option))
     wanted_format = desired.format or ('qcow2' if desired.backing_store is not None else None)
     if wanted_format and observed.effective_format != wanted_format:
         raise StorageError('FORMAT_MISMATCH', '%s exists as %s, not %s; formats are never converted silently '

@@ -305,6 +305,7 @@ def test_an_existing_overlay_is_never_rebased():
             have=dataclasses.replace(have, backing_path=None), content=other)
 
 
-def test_content_options_on_an_existing_volume_only_warn():
-    steps = plan(desired(import_from='/tmp/new.img'), have=observed())
-    assert steps.actions == [] and 'import_from was not used' in steps.warnings[0]
+def test_content_options_on_an_existing_volume_change_nothing():
+    """Every idempotent re-run passes them again: they are silently done with, as documented."""
+    steps = plan(desired(import_from='/tmp/new.img', clone_from=None), have=observed())
+    assert steps.actions == [] and steps.warnings == []
