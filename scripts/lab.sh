@@ -14,7 +14,7 @@ TGT_DIR="$LAB_STATE_DIR/tgt"
 PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-storage-iscsi-direct
   libvirt-daemon-driver-storage-rbd libvirt-daemon-driver-storage-zfs
   libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra tgt libiscsi-bin libvirt-dev
-  pkg-config gcc python3-venv python3-dev e2fsprogs util-linux rsync)
+  pkg-config gcc python3-venv python3-dev e2fsprogs xfsprogs util-linux rsync)
 CHANGES=()
 
 log() { printf 'lab: %s\n' "$*" >&2; }

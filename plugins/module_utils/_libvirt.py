@@ -10,6 +10,8 @@ import contextlib
 import re
 import traceback
 
+from urllib.parse import urlparse
+
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 
 try:
@@ -154,9 +156,15 @@ class LibvirtClient(object):
                         raise
             return pool.XMLDesc(0)
 
-    def list_pools(self):
+    @property
+    def is_local(self):
+        """Whether libvirt runs on this host (no host part in the URI): then paths libvirt
+        reports can be looked at here."""
+        return not urlparse(self.uri).netloc
+
+    def list_pools(self, flags=0):
         with self.errors('list storage pools'):
-            return self.conn.listAllStoragePools(0)
+            return self.conn.listAllStoragePools(flags)
 
     def define_pool(self, xml):
         with self.errors('define storage pool'):
@@ -187,9 +195,7 @@ class LibvirtClient(object):
             return volume.XMLDesc(0)
 
     def active_pools(self):
-        """The pools that are active now; one that vanished meanwhile is left out."""
-        return [pool for pool in self.list_pools()
-                if self._lookup('read pool %s' % pool.name(), pool.isActive)]
+        return self.list_pools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
 
     def pool_volumes(self, pool):
         """The volumes of a pool, or [] when the pool has gone away or stopped meanwhile."""

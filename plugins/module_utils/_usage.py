@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import os
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
@@ -66,14 +67,17 @@ def _source_label(keys):
 class UsageIndex(object):
     """Every disk of every domain, indexed by source; build() lists the domains once."""
 
-    def __init__(self):
+    def __init__(self, resolve_links=False):
         self._uses = collections.OrderedDict()
+        # With libvirt on this host, a path is also known by its real path, so a disk that
+        # names a volume through a symbolic link (or /dev/disk/by-*) still counts as a use.
+        self._resolve_links = resolve_links
 
     @classmethod
     def build(cls, client):
         """Two listings (running, persistent) and one XML read per view of each domain;
         nothing is asked per disk or per volume."""
-        index = cls()
+        index = cls(resolve_links=client.is_local)
         for flags, live in ((libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE, True),
                             (libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT, False)):
             xml_flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
@@ -89,15 +93,25 @@ class UsageIndex(object):
             target = _xml.attr_of(disk, 'target', 'dev')
             flags = (disk.find('shareable') is not None, disk.find('readonly') is not None)
             own_keys = disk_source_keys(disk)
+            own_keys = self._with_real_paths(own_keys)
             for key in own_keys:
                 self._add(key, domain_name, target, live, flags, None)
             # a disk reads every image of its backing chain (live XML lists them)
             via = _source_label(own_keys) or target
             chained = disk.find('backingStore')
             while chained is not None and chained.find('source') is not None:
-                for key in disk_source_keys(chained):
+                for key in self._with_real_paths(disk_source_keys(chained)):
                     self._add(key, domain_name, target, live, (flags[0], True), via or target)
                 chained = chained.find('backingStore')
+
+    def _real_path(self, path):
+        if not self._resolve_links:
+            return path
+        return os.path.realpath(path)
+
+    def _with_real_paths(self, keys):
+        extra = [('path', self._real_path(key[1])) for key in keys if key[0] == 'path']
+        return keys + [key for key in extra if key not in keys]
 
     def _add(self, key, domain_name, target, live, flags, via):
         per_source = self._uses.setdefault(key, collections.OrderedDict())
@@ -124,7 +138,7 @@ class UsageIndex(object):
         found = collections.OrderedDict()
         keys = []
         if path:
-            keys.append(('path', path))
+            keys.extend(self._with_real_paths([('path', path)]))
         if pool and volume:
             keys.append(('volume', pool, volume))
         for key in keys:

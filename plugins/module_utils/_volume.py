@@ -20,8 +20,6 @@ import re
 import time
 from typing import Optional
 
-from ansible.module_utils.six.moves.urllib.parse import urlparse
-
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
@@ -460,10 +458,6 @@ def _plan_grow(plan, desired, observed, users):
 
 # ---------------------------------------------------------------------------------------
 # Observing and applying
-def _is_local(uri):
-    return not urlparse(uri or '').netloc
-
-
 class VolumeOps(object):
     """Reads volumes from libvirt and carries out the planned steps."""
 
@@ -646,7 +640,7 @@ class VolumeOps(object):
             domain.blockResize(target, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
 
     def set_permissions(self, path, mode, owner, group):
-        if not _is_local(self.client.uri):
+        if not self.client.is_local:
             raise StorageError('INVALID_ARGUMENT', 'libvirt cannot change the permissions of an existing volume, and '
                                                    '%s is on another host; set them there' % path)
         try:
@@ -745,22 +739,21 @@ def _active_pool(client, name):
 def _by_path(client, path):
     """The volume behind a path (a guest disk's source), following symlinks on this host."""
     volume = client.lookup_volume_by_path(path)
-    if volume is None and _is_local(client.uri) and os.path.realpath(path) != path:
+    if volume is None and client.is_local and os.path.realpath(path) != path:
         volume = client.lookup_volume_by_path(os.path.realpath(path))
     return volume
+
+
+def _pool_of(client, volume):
+    with client.errors('find the pool of volume %s' % volume.name()):
+        return volume.storagePoolLookupByVolume().name()
 
 
 def _candidates(client, params):
     """(pool name, volume object) pairs the filters allow, asking libvirt as little as possible."""
     if params.get('path') or params.get('key'):
         volume = _by_path(client, params['path']) if params.get('path') else client.lookup_volume_by_key(params['key'])
-        if volume is None:
-            return []
-        with client.errors('find the pool of volume %s' % volume.name()):
-            pool_name = volume.storagePoolLookupByVolume().name()
-        if params.get('pool') and pool_name != params['pool']:
-            return []
-        return [(pool_name, volume)]
+        return [(_pool_of(client, volume), volume)] if volume is not None else []
     pools = [_active_pool(client, params['pool'])] if params.get('pool') else client.active_pools()
     found = []
     for pool in pools:
@@ -772,6 +765,23 @@ def _candidates(client, params):
     return found
 
 
+def _sources_of(client, index, domain_name):
+    """(pool name, volume object) for each volume the domain's disks name: a lookup per disk
+    rather than a read of every volume of every pool."""
+    found = []
+    for key, _use in index.domains_using(domain_name):
+        volume = None
+        if key[0] == 'path':
+            volume = client.lookup_volume_by_path(key[1])
+        elif key[0] == 'volume':
+            pool = client.lookup_pool(key[1])
+            volume = client.lookup_volume(pool, key[2]) if pool is not None else None
+        if volume is not None:
+            found.append((_pool_of(client, volume), volume))
+    unique = dict(((pool_name, volume.name()), (pool_name, volume)) for pool_name, volume in found)
+    return list(unique.values())
+
+
 def list_volumes(client, params):
     """The `volumes` of storage_volume_info: one pass over the domains, one XML read per volume."""
     attached_to = None
@@ -780,10 +790,18 @@ def list_volumes(client, params):
         if domain is None:
             raise StorageError('DOMAIN_NOT_FOUND', 'domain %r does not exist' % params['attached_to'])
         attached_to = domain.name()
-    candidates = _candidates(client, params)
-    index = UsageIndex.build(client) if candidates else UsageIndex()
-    volumes = []
+    if attached_to is not None and not (params.get('path') or params.get('key')):
+        if params.get('pool'):
+            _active_pool(client, params['pool'])  # missing or inactive is an error, as without attached_to
+        index = UsageIndex.build(client)
+        candidates = _sources_of(client, index, attached_to)
+    else:
+        candidates = _candidates(client, params)
+        index = UsageIndex.build(client) if candidates else UsageIndex()
+    volumes = {}
     for pool_name, volume in candidates:
+        if params.get('pool') and pool_name != params['pool']:
+            continue
         xml = client.volume_xml(volume, missing_ok=True)
         if xml is None:  # deleted since it was listed
             continue
@@ -795,9 +813,8 @@ def list_volumes(client, params):
             continue
         if attached_to is not None and not any(use.domain == attached_to for use in users):
             continue
-        volumes.append(describe_volume(observed, users))
-    volumes.sort(key=lambda item: (item['pool'], item['name']))
-    return volumes
+        volumes[(pool_name, observed.name)] = describe_volume(observed, users)
+    return [volumes[key] for key in sorted(volumes)]
 
 
 def run_volume_info_module(module):

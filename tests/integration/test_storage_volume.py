@@ -378,25 +378,53 @@ def test_import_a_qcow2_image(run, conn, names):
     assert 'qcow2' in result['msg']
 
 
-# ---------------------------------------------------------------------------------------
-# no space
-@pytest.fixture
-def tiny_pool(conn, names):
-    """An ext4 fs pool on a 16 MiB loop device: a real ENOSPC."""
-    device = names.loop_device(16)
-    name = names('tiny')
-    target = names.path('tiny')
+def fs_pool(conn, names, suffix, size_mib, fs_format):
+    """An fs pool of `fs_format` on a loop device of this test, built by libvirt."""
+    device = names.loop_device(size_mib)
+    name = names(suffix)
+    target = names.path(suffix)
     os.makedirs(target)
     root = etree.Element('pool', type='fs')
     etree.SubElement(root, 'name').text = name
     source = etree.SubElement(root, 'source')
     etree.SubElement(source, 'device', path=device)
-    etree.SubElement(source, 'format', type='ext4')
+    etree.SubElement(source, 'format', type=fs_format)
     etree.SubElement(etree.SubElement(root, 'target'), 'path').text = target
     pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
     pool.build(libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
     pool.create(0)
     return name, target
+
+
+def shared_extents(path):
+    """Whether the file's extents are shared with another file (filefrag's "shared" flag)."""
+    report = subprocess.run(['filefrag', '-v', path], capture_output=True, text=True, check=True).stdout
+    return 'shared' in report
+
+
+def test_clone_shares_extents_where_the_filesystem_can(run, conn, names):
+    pool, target = fs_pool(conn, names, 'xfs', 320, 'xfs')  # mkfs.xfs wants 300 MiB at least
+    with open(os.path.join(target, 'src.raw'), 'wb') as handle:
+        handle.write(os.urandom(8 * MIB))
+    conn.storagePoolLookupByName(pool).refresh(0)
+    before = os.statvfs(target)
+
+    def verify(applied):
+        copy = os.path.join(target, 'copy.raw')
+        assert filecmp.cmp(os.path.join(target, 'src.raw'), copy, shallow=False)
+        assert shared_extents(copy), 'a reflink, not a copy'
+        after = os.statvfs(target)
+        assert (before.f_bfree - after.f_bfree) * after.f_frsize < MIB, 'no second 8 MiB written'
+
+    converge(run, conn, {'pool': pool, 'name': 'copy.raw', 'clone_from': {'pool': pool, 'name': 'src.raw'}}, verify)
+
+
+# ---------------------------------------------------------------------------------------
+# no space
+@pytest.fixture
+def tiny_pool(conn, names):
+    """An ext4 fs pool on a 16 MiB loop device: a real ENOSPC."""
+    return fs_pool(conn, names, 'tiny', 16, 'ext4')
 
 
 def test_no_space_leaves_no_volume_behind(run, conn, names, tiny_pool):
@@ -435,6 +463,13 @@ def test_delete_refused_while_any_domain_uses_it(run, conn, names):
                                   'via': None}]
     result = refused(run, conn, {'pool': pool, 'name': 'cold.img', 'state': 'absent'}, 'VOLUME_IN_USE')
     assert stopped.name() in result['msg']
+    # a disk that names the volume through a symbolic link uses it all the same
+    create_volume(conn, pool, 'linked.img', MIB)
+    link = names.path('link-to-linked.img')
+    os.symlink(os.path.join(target, 'linked.img'), link)
+    linked = define_domain(conn, names('linked'), disk_xml(link, 'vde'))
+    result = refused(run, conn, {'pool': pool, 'name': 'linked.img', 'state': 'absent'}, 'VOLUME_IN_USE')
+    assert linked.name() in result['msg']
     # undefining the domain never touches the volume; then it may go
     stopped.undefine()
     assert volume_or_none(conn, pool, 'cold.img') is not None
