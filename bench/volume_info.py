@@ -221,7 +221,7 @@ def stats(times):
 
 # ---------------------------------------------------------------------------------------
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--volumes', type=int, default=2000, help='volumes in the pool (default 2000)')
     parser.add_argument('--domains', type=int, default=100, help='persistent domains (default 100)')
     parser.add_argument('--running', type=int, default=10, help='of which started (default 10)')
@@ -294,8 +294,8 @@ def main(argv=None):
             module_run = functools.partial(through_ansible, 'virtops.storage.storage_volume_info', query)
             times, result = timed(module_run, args.repeat)
             if len(result['volumes']) != expected:
-                raise RuntimeError('%s via ansible: %d volumes, expected %d' % (label, len(result['volumes']),
-                                                                               expected))
+                found = len(result['volumes'])
+                raise RuntimeError('%s via ansible: %d volumes, expected %d' % (label, found, expected))
             rows.append(('ansible module', label, len(result['volumes']), stats(times)))
         say('timing the domain pass alone: UsageIndex.build() x %d' % args.repeat)
         times, _result = timed(domain_pass_only, args.repeat)

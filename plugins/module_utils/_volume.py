@@ -388,8 +388,8 @@ def _import_shape(desired, pool, image):
                            % (image.path, image.format, desired.format, image.format))
     if image.format != 'raw' and pool.type not in FILE_POOL_TYPES:
         raise StorageError('FORMAT_MISMATCH', 'import_from: %s holds a %s image but volumes of %s pools hold raw '
-                                              'data only; convert it to raw first' % (image.path, image.format,
-                                                                                     pool.type))
+                                              'data only; convert it to raw first'
+                           % (image.path, image.format, pool.type))
     size = image.virtual_size
     if size is None and desired.capacity is not None:
         raise StorageError('INVALID_ARGUMENT', 'import_from: the virtual size of %s image %s is unknown here; omit '

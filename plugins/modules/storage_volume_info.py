@@ -42,7 +42,7 @@ options:
   unused:
     description:
       - Only volumes that no domain uses (V(true)), directly or through the backing chain of a
-        running domain's disk: the ones free to hand out.
+        running domain's disk; these are the ones free to hand out.
       - A volume that is the backing store of another volume is listed here but its deletion is
         still refused (C(VOLUME_IN_USE)), since the overlays need it.
     type: bool
@@ -79,7 +79,7 @@ EXAMPLES = r'''
 RETURN = r'''
 volumes:
   description:
-    - The volumes that match, sorted by pool and name, in the shape of the O(virtops.storage.storage_volume)
+    - The volumes that match, sorted by pool and name, in the shape of the M(virtops.storage.storage_volume)
       module's RV(virtops.storage.storage_volume#module:volume) result.
   returned: always
   type: list
@@ -153,7 +153,7 @@ def main():
         argument_spec=dict(
             pool=dict(type='str'),
             name=dict(type='str'),
-            key=dict(type='str'),
+            key=dict(type='str', no_log=False),
             path=dict(type='path'),
             unused=dict(type='bool', default=False),
             attached_to=dict(type='str'),
