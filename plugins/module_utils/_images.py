@@ -113,6 +113,29 @@ def inspect_image(path):
     return ImageInfo(path, 'raw', size, size)
 
 
+def backing_file(path):
+    """The file a qcow2/qed image is an overlay on (relative names resolved against the
+    image's directory), or None: for images no domain XML describes the chain of."""
+    try:
+        with open(path, 'rb') as handle:
+            header = handle.read(_HEADER_BYTES)
+            if header[:4] == b'QFI\xfb':
+                offset, size = _u64be(header, 8), _u32be(header, 16)
+            elif header[:4] == b'QED\x00' and _u64le(header, 16) & 1:
+                offset, size = struct.unpack_from('<II', header, 56)
+            else:
+                return None
+            if not offset or not size or size > 4096:
+                return None
+            handle.seek(offset)
+            name = handle.read(size).decode('utf-8', 'replace')
+    except (IOError, OSError, struct.error):
+        return None
+    if ':' in name.split('/')[0]:  # a protocol (nbd:, rbd:, json:), not a file
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(path), name))
+
+
 class SparseReader(object):
     """Feeds a file to libvirt's sparse stream: data sections are read, holes are only
     reported and skipped, so they are neither read nor written as zeros."""

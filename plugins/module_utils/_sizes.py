@@ -15,7 +15,7 @@ from ansible_collections.virtops.storage.plugins.module_utils._errors import Sto
 # "iB" means powers of 1024, "B" after the letter means powers of 1000, case-insensitive.
 _POWERS = {'k': 1, 'm': 2, 'g': 3, 't': 4, 'p': 5}
 _SIZE_RE = re.compile(r'^\s*(?P<number>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>[A-Za-z]*)\s*$')
-MAX_BYTES = 2 ** 64 - 1
+MAX_BYTES = 2 ** 63 - 1  # libvirt's and QEMU's sizes are signed 64-bit offsets
 
 
 def unit_multiplier(unit):

@@ -105,7 +105,7 @@ class UsageIndex(object):
                 chained = chained.find('backingStore')
 
     def _real_path(self, path):
-        if not self._resolve_links:
+        if not self._resolve_links or not path.startswith('/'):
             return path
         return os.path.realpath(path)
 
@@ -155,6 +155,10 @@ class UsageIndex(object):
         partitions: /dev/sdb1, /dev/sdb2 for /dev/sdb)."""
         return [(key[1], use) for key, per_source in self._uses.items()
                 if key[0] == 'path' and key[1].startswith(prefix) for use in per_source.values()]
+
+    def network_users(self, protocol, name):
+        """The DiskUse records of a network disk source (rbd: "pool/image"), on any host."""
+        return [use for found, use in self.network_uses(protocol) if found == name]
 
     def network_uses(self, protocol):
         """(source name, DiskUse) for every network disk of `protocol` (rbd: "pool/image")."""

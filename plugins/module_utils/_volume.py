@@ -22,13 +22,13 @@ from typing import Optional
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
-from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
+from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, backing_file, inspect_image
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._pool import VOLUME_DELETE_TYPES
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
 from ansible_collections.virtops.storage.plugins.module_utils._sizes import parse_size
-from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._usage import DiskUse, UsageIndex
 
 WIPE_ALGORITHMS = ('zero', 'nnsa', 'dod', 'bsi', 'gutmann', 'schneier', 'pfitzner7', 'pfitzner33', 'random', 'trim')
 # Pools whose volumes are files: they take a format, and their default is raw.
@@ -40,6 +40,9 @@ CREATE_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'disk', 'rbd', 'zfs')
 # LVM to its default 4 MiB extent, parted to 1 MiB alignment, a zvol to its block size).
 CAPACITY_STEP = {'logical': 4 * 1024 ** 2, 'disk': 1024 ** 2, 'zfs': 128 * 1024}
 QEMU_IMG_STEP = 512
+# vpc sizes are whole disk geometries (cylinders x heads x sectors): 1000 MiB became
+# 1000.125 MiB when measured; 8 MiB is a margin chosen for that, not measured at every size
+FORMAT_STEP = {'vpc': 8 * 1024 ** 2}
 _OCTAL_RE = re.compile(r'^(?:0o?)?([0-7]{1,4})$')
 
 
@@ -102,6 +105,23 @@ class PoolFacts:
     type: str
     active: bool
     target_path: Optional[str] = None
+    source_name: Optional[str] = None  # the ceph pool of an rbd pool
+
+
+def pool_facts(client, pool, active):
+    root = _xml.parse(client.pool_xml(pool), 'pool XML')
+    return PoolFacts(name=pool.name(), type=root.get('type'), active=active,
+                     target_path=_xml.text_of(root, 'target/path'), source_name=_xml.text_of(root, 'source/name'))
+
+
+def volume_users(index, observed, pool_type=None, source_name=None):
+    """Who uses a volume: by its path, by pool+name, and for rbd by "ceph-pool/image"."""
+    users = index.users(path=observed.path, pool=observed.pool, volume=observed.name)
+    if pool_type == 'rbd' and source_name:
+        known = set(use.domain for use in users)
+        users += [use for use in index.network_users('rbd', '%s/%s' % (source_name, observed.name))
+                  if use.domain not in known]
+    return users
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +280,8 @@ def in_use_error(pool, name, users, overlays=(), doing='delete'):
 def capacity_step(pool_type, volume_format):
     if pool_type in CAPACITY_STEP:
         return CAPACITY_STEP[pool_type]
+    if volume_format in FORMAT_STEP:
+        return FORMAT_STEP[volume_format]
     return 1 if volume_format in (None, 'raw') else QEMU_IMG_STEP
 
 
@@ -281,7 +303,7 @@ def plan_volume(desired, pool, observed, users=(), content=None, overlays=()):
     elif observed is None:
         _plan_create(plan, desired, pool, content or Content('empty'))
     else:
-        _plan_existing(plan, desired, pool, observed, users, content)
+        _plan_existing(plan, desired, pool, observed, users, content, overlays)
     return plan
 
 
@@ -296,6 +318,9 @@ def _plan_absent(plan, desired, pool, observed, users, overlays):
         raise StorageError('INVALID_ARGUMENT', 'pool %s of type %s cannot delete volumes: they are what the %s '
                                                'source offers' % (pool.name, pool.type, pool.type))
     label = 'volume %s of pool %s' % (desired.name, desired.pool)
+    if desired.wipe == 'trim' and pool.type != 'rbd':
+        raise StorageError('INVALID_ARGUMENT', 'wipe=trim is done by rbd pools only; pool %s is of type %s (choose '
+                                               'another algorithm)' % (pool.name, pool.type))
     if desired.wipe:
         plan.add('wipe %s (%s)' % (label, desired.wipe), 'wipe', (desired.pool, desired.name, desired.wipe))
     plan.add('delete %s' % label, 'delete', (desired.pool, desired.name))
@@ -322,7 +347,10 @@ def _plan_create(plan, desired, pool, content):
         content_text = 'import of %s' % image.path
     elif content.kind == 'clone':
         source = content.source
-        volume_format = desired.format or source.effective_format or default_format
+        if pool.type in FILE_POOL_TYPES:
+            volume_format = desired.format or source.effective_format or default_format
+        else:  # libvirt copies into block volumes as raw data
+            volume_format = desired.format or 'raw'
         capacity = _at_least(desired, source.capacity, 'a copy of %s/%s' % (source.pool, source.name))
         grow_to = capacity if capacity > source.capacity else None
         xml = build_volume_xml(desired.name, source.capacity, min(allocation, source.capacity),
@@ -334,6 +362,9 @@ def _plan_create(plan, desired, pool, content):
                  (desired.pool, xml, source.pool, source.name, reflink), undo=delete)
         content_text = 'copy of %s/%s' % (source.pool, source.name)
     elif content.kind == 'backing':
+        if pool.type not in FILE_POOL_TYPES:
+            raise StorageError('INVALID_ARGUMENT', 'backing_store makes a qcow2 overlay, which only pools of files hold; '
+                                                   'pool %s is of type %s' % (pool.name, pool.type))
         source = content.source
         volume_format = desired.format or 'qcow2'
         capacity = _at_least(desired, source.capacity, 'an overlay on %s' % source.path)
@@ -348,6 +379,9 @@ def _plan_create(plan, desired, pool, content):
                                                    'or import_from)' % desired.name)
         volume_format = desired.format or default_format
         capacity = desired.capacity
+        if capacity == 0 and volume_format not in (None, 'raw'):
+            raise StorageError('INVALID_SIZE', 'capacity 0 cannot make a %s volume (libvirt would report the size of '
+                                               'its header instead); give a size' % volume_format)
         if allocation > capacity:
             raise StorageError('INVALID_ARGUMENT', 'allocation (%d bytes) is larger than capacity (%d bytes)'
                                % (allocation, capacity))
@@ -401,7 +435,7 @@ def _import_shape(desired, pool, image):
     return image.format, capacity, grow_to, text
 
 
-def _plan_existing(plan, desired, pool, observed, users, content=None):
+def _plan_existing(plan, desired, pool, observed, users, content=None, overlays=()):
     label = 'volume %s of pool %s' % (desired.name, desired.pool)
     if content is not None and content.kind == 'backing' and content.source.path != observed.backing_path:
         raise StorageError('INVALID_ARGUMENT', '%s exists as an overlay on %s, not on %s; a volume\'s backing store '
@@ -419,14 +453,14 @@ def _plan_existing(plan, desired, pool, observed, users, content=None):
         if desired.capacity > observed.capacity:
             _plan_grow(plan, desired, observed, users)
             after['capacity'] = desired.capacity
-        elif -(-desired.capacity // step) * step < observed.capacity:
+        elif observed.capacity - desired.capacity >= step:  # less is what the backend rounded up
             if not desired.allow_shrink:
                 raise StorageError('SHRINK_REFUSED', '%s is %d bytes; shrinking it to %d bytes would cut data off '
                                                      'its end; set allow_shrink=true if that is meant'
                                    % (label, observed.capacity, desired.capacity))
             live = [use for use in users if use.live]
-            if live:
-                raise in_use_error(desired.pool, desired.name, live, doing='shrink')
+            if live or overlays:
+                raise in_use_error(desired.pool, desired.name, live, overlays, doing='shrink')
             plan.add('shrink %s from %d to %d bytes' % (label, observed.capacity, desired.capacity), 'resize',
                      (desired.pool, desired.name, desired.capacity, True))
             after['capacity'] = desired.capacity
@@ -444,6 +478,9 @@ def _plan_existing(plan, desired, pool, observed, users, content=None):
 
 def _plan_grow(plan, desired, observed, users):
     label = 'volume %s of pool %s' % (desired.name, desired.pool)
+    chained = [use for use in users if use.live and use.via is not None]
+    if chained:  # QEMU holds it read-only under a running disk: only that disk could be resized
+        raise in_use_error(desired.pool, desired.name, chained, doing='grow')
     live = [use for use in users if use.live and use.via is None]
     if not live:
         plan.add('grow %s from %d to %d bytes' % (label, observed.capacity, desired.capacity), 'resize',
@@ -474,10 +511,9 @@ class VolumeOps(object):
         pool = self.client.lookup_pool(name)
         if pool is None:
             return None
-        root = _xml.parse(self.client.pool_xml(pool), 'pool XML')
         with self.client.errors('read pool %s' % name):
             active = bool(pool.isActive())
-        return PoolFacts(name=name, type=root.get('type'), active=active, target_path=_xml.text_of(root, 'target/path'))
+        return pool_facts(self.client, pool, active)
 
     def find(self, pool_name, name, refresh=True):
         """The volume, or None. A volume missing from libvirt's list is looked for again
@@ -535,10 +571,35 @@ class VolumeOps(object):
             return Content('import', image=inspect_image(desired.import_from))
         return Content('empty')
 
-    def users(self, observed):
+    def users(self, observed, pool):
         if observed is None:
             return []
-        return self.usage().users(path=observed.path, pool=observed.pool, volume=observed.name)
+        return volume_users(self.usage(), observed, pool.type, pool.source_name)
+
+    def _same_file(self, path, other):
+        if path == other:
+            return True
+        return self.client.is_local and os.path.realpath(path) == os.path.realpath(other)
+
+    def chain_users(self, observed, known=()):
+        """Domains whose disk images lead to this volume through backing files their XML does
+        not list (a shut-off domain's definition has no backing chain): the image headers
+        are read, on this host only."""
+        if observed is None or not observed.path or not self.client.is_local:
+            return []
+        found, seen = [], set(use.domain for use in known)
+        for path, use in self.usage().paths_starting_with('/'):
+            if use.domain in seen or use.via is not None:
+                continue
+            chained, depth = backing_file(path), 0
+            while chained is not None and depth < 16:
+                if self._same_file(chained, observed.path):
+                    found.append(DiskUse(use.domain, use.target, use.live, use.persistent, use.shareable, True,
+                                         via=path))
+                    seen.add(use.domain)
+                    break
+                chained, depth = backing_file(chained), depth + 1
+        return found
 
     def overlays(self, observed):
         """'pool/name' of every volume of an active pool whose backing store is this one."""
@@ -551,7 +612,7 @@ class VolumeOps(object):
                 if xml is None:
                     continue
                 other = parse_volume(xml, pool.name())
-                if other.backing_path == observed.path:
+                if other.backing_path and self._same_file(other.backing_path, observed.path):
                     found.append('%s/%s' % (other.pool, other.name))
         return found
 
@@ -559,7 +620,8 @@ class VolumeOps(object):
     def _leftover(self, pool_name, name, err):
         """After a failed create: remove whatever libvirt left of the new volume, unless
         the create failed because a volume of that name appeared meanwhile (not ours)."""
-        if err.details.get('libvirt_code') == libvirt.VIR_ERR_STORAGE_VOL_EXIST or 'File exists' in err.msg:
+        if err.details.get('libvirt_code') in (libvirt.VIR_ERR_STORAGE_VOL_EXIST, libvirt.VIR_ERR_OPERATION_INVALID) \
+                or 'exists' in err.msg:
             return
         pool = self.client.get_pool(pool_name)
         volume = self.client.lookup_volume(pool, name)
@@ -600,8 +662,11 @@ class VolumeOps(object):
 
     def upload(self, pool_name, name, path, expected_format):
         volume = self.client.get_volume(pool_name, name)
-        with SparseReader(path) as reader:
-            self.client.upload(volume, reader)
+        try:
+            with SparseReader(path) as reader:
+                self.client.upload(volume, reader)
+        except (IOError, OSError) as exc:
+            raise StorageError('INVALID_ARGUMENT', 'import_from: reading %s failed: %s' % (path, exc.strerror or exc))
         # libvirt learns what the upload wrote (its format, a backing file) only when it
         # refreshes the pool, which it starts by itself once the stream has closed
         self._refresh_after_upload(pool_name)
@@ -714,15 +779,22 @@ def run_volume_module(module):
     content = None
     if desired.state == 'present' and (observed is None or desired.backing_store is not None):
         content = ops.content(desired)
-    users = ops.users(observed)
-    overlays = ops.overlays(observed) if desired.state == 'absent' and not users else ()
+    users = ops.users(observed, pool)
+    shrinking = observed is not None and desired.capacity is not None and desired.capacity < observed.capacity
+    overlays = ()
+    if (desired.state == 'absent' or shrinking) and not users:  # what would lose the data it reads
+        users = ops.chain_users(observed, users)
+        overlays = ops.overlays(observed) if not users else ()
     plan = plan_volume(desired, pool, observed, users, content, overlays)
+    if not client.is_local and any(action.method == 'set_permissions' for action in plan.actions):
+        raise StorageError('INVALID_ARGUMENT', 'libvirt cannot change the permissions of an existing volume, and %s '
+                                               'is on another host; set them there' % observed.path)
     module.apply(plan, ops)
     if module.check_mode:
         result = predict_volume(desired, pool, observed, plan, users)
     else:
         after = ops.find(desired.pool, desired.name, refresh=False) if desired.state == 'present' else None
-        result = describe_volume(after, ops.users(after)) if after is not None else None
+        result = describe_volume(after, ops.users(after, pool)) if after is not None else None
     module.exit_plan(plan, volume=result)
 
 
@@ -752,6 +824,8 @@ def _pool_of(client, volume):
 def _candidates(client, params):
     """(pool name, volume object) pairs the filters allow, asking libvirt as little as possible."""
     if params.get('path') or params.get('key'):
+        if params.get('pool'):
+            _active_pool(client, params['pool'])  # missing or inactive is an error, as without path/key
         volume = _by_path(client, params['path']) if params.get('path') else client.lookup_volume_by_key(params['key'])
         return [(_pool_of(client, volume), volume)] if volume is not None else []
     pools = [_active_pool(client, params['pool'])] if params.get('pool') else client.active_pools()
@@ -798,7 +872,7 @@ def list_volumes(client, params):
     else:
         candidates = _candidates(client, params)
         index = UsageIndex.build(client) if candidates else UsageIndex()
-    volumes = {}
+    volumes, rbd_pools = {}, {}
     for pool_name, volume in candidates:
         if params.get('pool') and pool_name != params['pool']:
             continue
@@ -808,7 +882,10 @@ def list_volumes(client, params):
         observed = parse_volume(xml, pool_name)
         if params.get('name') and observed.name != params['name']:
             continue
-        users = index.users(path=observed.path, pool=pool_name, volume=observed.name)
+        if index.network_uses('rbd') and pool_name not in rbd_pools:  # only then is the pool's type needed
+            facts = pool_facts(client, client.get_pool(pool_name), True)
+            rbd_pools[pool_name] = facts.source_name if facts.type == 'rbd' else None
+        users = volume_users(index, observed, 'rbd' if rbd_pools.get(pool_name) else None, rbd_pools.get(pool_name))
         if params.get('unused') and users:
             continue
         if attached_to is not None and not any(use.domain == attached_to for use in users):

@@ -328,9 +328,22 @@ def test_overlay_on_a_backing_store(run, conn, names):
     # the base now holds another volume's data: not deleted
     result = refused(run, conn, {'pool': pool, 'name': 'base.qcow2', 'state': 'absent'}, 'VOLUME_IN_USE')
     assert '%s/top.qcow2' % pool in result['msg']
+    # an overlay outside any pool, under a shut-off domain (whose XML lists no backing
+    # chain): found from the image headers
+    outside = names.path('outside.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', os.path.join(target, 'base.qcow2'), '-F', 'qcow2',
+                    outside], check=True)
+    conn.storagePoolLookupByName(pool).storageVolLookupByName('top.qcow2').delete(0)
+    user = define_domain(conn, names('chain'), disk_xml(outside, 'vdb', driver='qcow2'))
+    result = refused(run, conn, {'pool': pool, 'name': 'base.qcow2', 'state': 'absent'}, 'VOLUME_IN_USE')
+    assert user.name() in result['msg'] and outside in result['msg']
     # another backing store for the existing overlay is refused, never rebased
     create_volume(conn, pool, 'base2.qcow2', 20 * MIB, 'qcow2')
-    refused(run, conn, {'pool': pool, 'name': 'top.qcow2', 'backing_store': {'pool': pool, 'name': 'base2.qcow2'}},
+    conn.storagePoolLookupByName(pool).createXML(
+        "<volume><name>top2.qcow2</name><capacity>%d</capacity><target><format type='qcow2'/></target>"
+        "<backingStore><path>%s</path><format type='qcow2'/></backingStore></volume>"
+        % (20 * MIB, os.path.join(target, 'base.qcow2')), 0)
+    refused(run, conn, {'pool': pool, 'name': 'top2.qcow2', 'backing_store': {'pool': pool, 'name': 'base2.qcow2'}},
             'INVALID_ARGUMENT')
 
 

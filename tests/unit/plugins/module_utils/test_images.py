@@ -87,3 +87,17 @@ def test_sparse_reader_reads_only_the_data(tmp_path):
         assert reader.bytes_read == 2 * mib and reader.hole_bytes == 14 * mib
     assert sections == [(0, 4 * mib), (1, mib), (0, 7 * mib), (1, mib), (0, 3 * mib)]
     assert bytes(data) == b'x' * mib + b'y' * mib
+
+
+@needs_qemu_img
+def test_backing_file_of_an_overlay_with_a_relative_name(tmp_path):
+    from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file
+    (tmp_path / 'sub').mkdir()
+    base = tmp_path / 'base.qcow2'
+    top = tmp_path / 'sub' / 'top.qcow2'
+    subprocess.run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', str(base), '1M'], check=True)
+    subprocess.run([QEMU_IMG, 'create', '-q', '-f', 'qcow2', '-b', '../base.qcow2', '-F', 'qcow2', str(top)],
+                   check=True)
+    assert backing_file(str(top)) == str(base)
+    assert backing_file(str(base)) is None
+    assert backing_file(str(tmp_path / 'missing.qcow2')) is None

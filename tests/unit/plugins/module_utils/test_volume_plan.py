@@ -309,3 +309,38 @@ def test_content_options_on_an_existing_volume_change_nothing():
     """Every idempotent re-run passes them again: they are silently done with, as documented."""
     steps = plan(desired(import_from='/tmp/new.img', clone_from=None), have=observed())
     assert steps.actions == [] and steps.warnings == []
+
+
+# found in review -------------------------------------------------------------------------
+def test_refusals_found_in_review():
+    refused('INVALID_ARGUMENT', desired(state='absent', wipe='trim'), have=observed())  # only rbd trims
+    assert [a.method for a in plan(desired(pool='ceph', state='absent', wipe='trim'),
+                                   pool=_volume.PoolFacts('ceph', 'rbd', True, None, 'rbdpool'),
+                                   have=observed(pool='ceph', type='network', format=None)).actions] == ['wipe', 'delete']
+    chained = DiskUse('vm1', 'vda', live=True, via='/srv/images/top.qcow2')
+    error = refused('VOLUME_IN_USE', desired(capacity='20M'), have=observed(), users=[chained])
+    assert 'through /srv/images/top.qcow2' in error.msg
+    refused('VOLUME_IN_USE', desired(capacity='5M', allow_shrink=True), have=observed(), overlays=['images/top.qcow2'])
+    refused('INVALID_ARGUMENT', desired(pool='vg', backing_store={'pool': 'images', 'name': 'base.qcow2'}),
+            pool=LVM_POOL, content=_volume.Content('backing', source=BASE))
+    refused('INVALID_SIZE', desired(capacity=0, format='qcow2'))
+    assert plan(desired(capacity=0)).after['capacity'] == 0, 'an empty raw volume is fine'
+    with pytest.raises(StorageError) as caught:
+        desired(capacity=2 ** 64 - 1)
+    assert caught.value.code == 'INVALID_SIZE'
+
+
+def test_vpc_geometry_rounding_is_not_a_shrink():
+    have = observed(format='vpc', capacity=1048707072)
+    assert plan(desired(capacity='1000M'), have=have).actions == []
+
+
+def test_rbd_volumes_are_used_through_network_disks():
+    from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+    index = UsageIndex()
+    index.add_domain_xml('vm1', "<domain><devices><disk type='network'><source protocol='rbd' name='rbdpool/img1'>"
+                                "<host name='mon1'/></source><target dev='vdb'/></disk></devices></domain>", live=False)
+    volume = observed(name='img1', pool='ceph', path='rbdpool/img1', type='network', format=None)
+    [use] = _volume.volume_users(index, volume, 'rbd', 'rbdpool')
+    assert (use.domain, use.target) == ('vm1', 'vdb')
+    assert _volume.volume_users(index, observed(name='img2', path='rbdpool/img2'), 'rbd', 'rbdpool') == []
