@@ -117,8 +117,10 @@ def backing_file(path):
     """The file a qcow2/qed image is an overlay on (relative names resolved against the
     image's directory), or None: for images no domain XML describes the chain of."""
     try:
+        if not os.path.isfile(path):  # never a device: reading one could hang on a lost LUN
+            return None
         with open(path, 'rb') as handle:
-            header = handle.read(_HEADER_BYTES)
+            header = handle.read(64)
             if header[:4] == b'QFI\xfb':
                 offset, size = _u64be(header, 8), _u32be(header, 16)
             elif header[:4] == b'QED\x00' and _u64le(header, 16) & 1:

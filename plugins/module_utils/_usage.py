@@ -10,6 +10,7 @@ import collections
 import os
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
+from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 
 
@@ -85,7 +86,25 @@ class UsageIndex(object):
                 xml = client.domain_xml(domain, xml_flags)
                 if xml is not None:  # None: the domain went away meanwhile
                     index.add_domain_xml(domain.name(), xml, live=live)
+        if index._resolve_links:
+            index.add_header_chains()
         return index
+
+    def add_header_chains(self, max_depth=16):
+        """Backing files that only the image headers name (a shut-off domain's XML lists
+        no chain, and an overlay may live outside every pool): read from the files of this
+        host, each disk image once."""
+        for key, per_source in list(self._uses.items()):
+            if key[0] != 'path' or not key[1].startswith('/'):
+                continue
+            direct = [use for use in per_source.values() if use.via is None]
+            chained, depth = backing_file(key[1]), 0
+            while direct and chained is not None and depth < max_depth:
+                for chain_key in self._with_real_paths([('path', chained)]):
+                    for use in direct:
+                        for live in [view for view, held in ((True, use.live), (False, use.persistent)) if held]:
+                            self._add(chain_key, use.domain, use.target, live, (use.shareable, True), key[1])
+                chained, depth = backing_file(chained), depth + 1
 
     def add_domain_xml(self, domain_name, xml, live):
         root = _xml.parse(xml, 'domain XML')

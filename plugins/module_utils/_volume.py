@@ -22,13 +22,13 @@ from typing import Optional
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
-from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, backing_file, inspect_image
+from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._pool import VOLUME_DELETE_TYPES
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
 from ansible_collections.virtops.storage.plugins.module_utils._sizes import parse_size
-from ansible_collections.virtops.storage.plugins.module_utils._usage import DiskUse, UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
 
 WIPE_ALGORITHMS = ('zero', 'nnsa', 'dod', 'bsi', 'gutmann', 'schneier', 'pfitzner7', 'pfitzner33', 'random', 'trim')
 # Pools whose volumes are files: they take a format, and their default is raw.
@@ -581,26 +581,6 @@ class VolumeOps(object):
             return True
         return self.client.is_local and os.path.realpath(path) == os.path.realpath(other)
 
-    def chain_users(self, observed, known=()):
-        """Domains whose disk images lead to this volume through backing files their XML does
-        not list (a shut-off domain's definition has no backing chain): the image headers
-        are read, on this host only."""
-        if observed is None or not observed.path or not self.client.is_local:
-            return []
-        found, seen = [], set(use.domain for use in known)
-        for path, use in self.usage().paths_starting_with('/'):
-            if use.domain in seen or use.via is not None:
-                continue
-            chained, depth = backing_file(path), 0
-            while chained is not None and depth < 16:
-                if self._same_file(chained, observed.path):
-                    found.append(DiskUse(use.domain, use.target, use.live, use.persistent, use.shareable, True,
-                                         via=path))
-                    seen.add(use.domain)
-                    break
-                chained, depth = backing_file(chained), depth + 1
-        return found
-
     def overlays(self, observed):
         """'pool/name' of every volume of an active pool whose backing store is this one."""
         if observed is None or not observed.path:
@@ -781,10 +761,7 @@ def run_volume_module(module):
         content = ops.content(desired)
     users = ops.users(observed, pool)
     shrinking = observed is not None and desired.capacity is not None and desired.capacity < observed.capacity
-    overlays = ()
-    if (desired.state == 'absent' or shrinking) and not users:  # what would lose the data it reads
-        users = ops.chain_users(observed, users)
-        overlays = ops.overlays(observed) if not users else ()
+    overlays = ops.overlays(observed) if (desired.state == 'absent' or shrinking) and not users else ()
     plan = plan_volume(desired, pool, observed, users, content, overlays)
     if not client.is_local and any(action.method == 'set_permissions' for action in plan.actions):
         raise StorageError('INVALID_ARGUMENT', 'libvirt cannot change the permissions of an existing volume, and %s '

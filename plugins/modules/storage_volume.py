@@ -18,8 +18,10 @@ description:
     libvirt's volume upload, so it also works over a remote O(uri); holes are neither read nor sent).
   - Content is written only when the volume is created; an existing volume keeps its data.
   - A volume belongs to no domain. Who uses it is read from every domain's live and persistent
-    definition; deleting a volume that any domain uses, or that is the backing store of another
-    volume, is refused with C(VOLUME_IN_USE).
+    definition, including the backing chains of their disks (on a local connection also read from
+    the image headers, which a shut-off domain's definition does not list); deleting or shrinking a
+    volume that any domain uses, or that is the backing store of another volume, is refused with
+    C(VOLUME_IN_USE).
   - A volume is never converted to another format (C(FORMAT_MISMATCH)) and never shrunk unless
     O(allow_shrink=true) (C(SHRINK_REFUSED)).
   - Growing a volume that a running domain uses goes through that domain, so the guest sees the new size.
@@ -58,6 +60,10 @@ options:
       - Required to create a volume unless O(clone_from), O(backing_store) or O(import_from) gives
         the size, in which case a larger value grows the new volume after its content is in place.
       - A larger value grows an existing volume; a smaller one is refused unless O(allow_shrink=true).
+        What the backend rounds a size up to is not a shrink (512-byte sectors for qemu-img formats,
+        the 4 MiB extents of V(logical) pools, 1 MiB partition alignment of V(disk) pools, whole disk
+        geometries of V(vpc)).
+      - V(0) makes an empty V(raw) volume; other formats need a size.
     type: raw
   allocation:
     description:
@@ -75,6 +81,7 @@ options:
   backing_store:
     description:
       - Create the volume as a copy-on-write overlay on this volume (C(qcow2) unless O(format) says V(qed)).
+        Only pools of files (V(dir), V(fs), V(netfs)) hold overlays.
       - An existing volume on another backing store is refused; the backing store is never changed.
     type: dict
     suboptions:
@@ -131,7 +138,7 @@ options:
   wipe:
     description:
       - With O(state=absent), overwrite the volume's data with this algorithm before deleting it.
-        V(trim) discards the blocks instead of writing them.
+        V(trim) discards the blocks instead of writing them; only V(rbd) pools can.
     type: str
     choices: [zero, nnsa, dod, bsi, gutmann, schneier, pfitzner7, pfitzner33, random, trim]
 notes:

@@ -144,3 +144,25 @@ def test_usage_index_follows_the_backing_chain():
     [base] = index.users(path='/p/base.img')
     assert (base.via, base.target) == (None, 'vdb'), 'also used directly: the direct use is what is reported'
     assert index.users(pool='p', volume='top.qcow2')[0].via is None
+
+
+def test_usage_index_reads_backing_chains_from_image_headers(tmp_path):
+    """A shut-off domain's XML names only the top image; the headers name the rest."""
+    import shutil
+    import subprocess
+    if shutil.which('qemu-img') is None:
+        pytest.skip('qemu-img is part of the lab packages')
+    base, mid, top = (str(tmp_path / name) for name in ('base.img', 'mid.qcow2', 'top.qcow2'))
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', base, '1M'], check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', 'base.img', '-F', 'raw', mid], check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', mid, '-F', 'qcow2', top], check=True)
+    link = str(tmp_path / 'link.img')
+    (tmp_path / 'link.img').symlink_to(base)
+    index = UsageIndex(resolve_links=True)
+    index.add_domain_xml('vm1', "<domain><devices><disk type='file'><source file='%s'/><target dev='vdb'/>"
+                                "</disk></devices></domain>" % top, live=False)
+    index.add_header_chains()
+    [use] = index.users(path=base)
+    assert (use.domain, use.target, use.via, use.persistent, use.live) == ('vm1', 'vdb', top, True, False)
+    assert index.users(path=mid)[0].via == top
+    assert index.users(path=link)[0].domain == 'vm1', 'found under another name of the same file'
