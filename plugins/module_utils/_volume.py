@@ -576,7 +576,7 @@ class VolumeOps(object):
             return []
         return volume_users(self.usage(), observed, pool.type, pool.source_name)
 
-    def _same_file(self, path, other):
+    def same_file(self, path, other):
         if path == other:
             return True
         return self.client.is_local and os.path.realpath(path) == os.path.realpath(other)
@@ -592,7 +592,7 @@ class VolumeOps(object):
                 if xml is None:
                     continue
                 other = parse_volume(xml, pool.name())
-                if other.backing_path and self._same_file(other.backing_path, observed.path):
+                if other.backing_path and self.same_file(other.backing_path, observed.path):
                     found.append('%s/%s' % (other.pool, other.name))
         return found
 
@@ -759,6 +759,9 @@ def run_volume_module(module):
     content = None
     if desired.state == 'present' and (observed is None or desired.backing_store is not None):
         content = ops.content(desired)
+        if observed is not None and observed.backing_path and ops.same_file(content.source.path, observed.backing_path):
+            # the same base under another name (a symbolic link): not a different backing store
+            content = Content('backing', source=dataclasses.replace(content.source, path=observed.backing_path))
     users = ops.users(observed, pool)
     shrinking = observed is not None and desired.capacity is not None and desired.capacity < observed.capacity
     overlays = ops.overlays(observed) if (desired.state == 'absent' or shrinking) and not users else ()

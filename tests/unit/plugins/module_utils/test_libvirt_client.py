@@ -13,7 +13,8 @@ from ansible_collections.virtops.storage.plugins.module_utils._usage import Usag
 
 @pytest.fixture
 def client():
-    # test:///default is per-connection state: each fixture starts from libvirt's own demo objects
+    # test:///default holds one state per process, shared by every connection to it: tests make
+    # objects of their own names rather than relying on its demo objects
     client = LibvirtClient('test:///default')
     yield client
     client.close()
@@ -166,3 +167,15 @@ def test_usage_index_reads_backing_chains_from_image_headers(tmp_path):
     assert (use.domain, use.target, use.via, use.persistent, use.live) == ('vm1', 'vdb', top, True, False)
     assert index.users(path=mid)[0].via == top
     assert index.users(path=link)[0].domain == 'vm1', 'found under another name of the same file'
+
+
+def test_a_failed_create_never_deletes_a_volume_it_did_not_make(client):
+    from ansible_collections.virtops.storage.plugins.module_utils import _volume
+    # test:///default is one state per process (other tests remove its demo pool): a pool of our own
+    pool = client.conn.storagePoolCreateXML(
+        _pool.build_xml(_pool.PoolDefinition(name='leftovers', type='dir', target_path='/leftovers')), 0)
+    pool.createXML("<volume><name>theirs.img</name><capacity>1024</capacity></volume>", 0)
+    ops = _volume.VolumeOps(client)
+    with pytest.raises(StorageError):
+        ops.create('leftovers', _volume.build_volume_xml('theirs.img', 2048, 0, 'raw'))
+    assert client.lookup_volume(pool, 'theirs.img') is not None, 'the existing volume is still there'
