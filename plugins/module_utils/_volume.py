@@ -726,7 +726,12 @@ def describe_volume(observed, users):
     }
 
 
-def predict_volume(desired, pool, observed, plan, users):
+# The volume type libvirt reports for each pool type's volumes.
+VOLUME_TYPES = {'dir': 'file', 'fs': 'file', 'netfs': 'file', 'logical': 'block', 'disk': 'block', 'zfs': 'block',
+                'rbd': 'network'}
+
+
+def predict_volume(desired, pool, observed, plan, users, content=None):
     """The `volume` a check-mode run would leave."""
     if desired.state == 'absent':
         return None
@@ -738,11 +743,13 @@ def predict_volume(desired, pool, observed, plan, users):
         return described
     after = plan.after
     path = posixpath.join(pool.target_path, desired.name) if pool.type in FILE_POOL_TYPES else None
+    backing = None
+    if content is not None and content.kind == 'backing':
+        backing = {'path': content.source.path, 'format': content.source.effective_format}
     return {
         'name': desired.name, 'pool': desired.pool, 'key': path, 'path': path,
-        'type': 'file' if pool.type in FILE_POOL_TYPES else None, 'format': after['format'],
-        'capacity': after['capacity'], 'allocation': None,
-        'backing_store': {'path': after['backing_store'], 'format': None} if after['backing_store'] else None,
+        'type': VOLUME_TYPES.get(pool.type), 'format': after['format'] or 'raw',
+        'capacity': after['capacity'], 'allocation': None, 'backing_store': backing,
         'mode': '%04o' % desired.mode if desired.mode is not None else None,
         'owner': desired.owner, 'group': desired.group, 'used_by': [], 'ref_count': 0, 'in_use': False,
     }
@@ -771,7 +778,7 @@ def run_volume_module(module):
                                                'is on another host; set them there' % observed.path)
     module.apply(plan, ops)
     if module.check_mode:
-        result = predict_volume(desired, pool, observed, plan, users)
+        result = predict_volume(desired, pool, observed, plan, users, content)
     else:
         after = ops.find(desired.pool, desired.name, refresh=False) if desired.state == 'present' else None
         result = describe_volume(after, ops.users(after, pool)) if after is not None else None

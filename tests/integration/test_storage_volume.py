@@ -76,6 +76,13 @@ def converge(run, conn, args, verify=None):
     assert not applied.failed, applied.get('msg')
     assert applied.changed
     assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
+    predicted, real = checked['volume'], applied['volume']
+    assert (predicted is None) == (real is None)
+    for field in ('name', 'pool', 'key', 'path', 'type', 'format', 'capacity', 'backing_store', 'mode', 'owner',
+                  'group', 'used_by', 'ref_count', 'in_use'):
+        if predicted is not None and predicted[field] is not None:
+            assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
+                field, predicted[field], real[field])
     if verify is not None:
         verify(applied)
     again = run('storage_volume', args)
