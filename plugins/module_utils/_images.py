@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import errno
 import os
+import stat
 import struct
 
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
@@ -88,16 +89,26 @@ _NAMES = {b'vhdxfile': 'vhdx', b'LUKS\xba\xbe': 'luks', b'OOOM': 'cow', b'Bochs 
 _ISO_OFFSET = 0x8001
 
 
+def _open_regular(path):
+    """A read-only descriptor of a regular file; a FIFO, device or directory is refused
+    without blocking on it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, 'not a regular file')
+    os.set_blocking(fd, True)
+    return fd
+
+
 def inspect_image(path):
     """An ImageInfo for the file at `path`; raw when no known header is found."""
     try:
-        with open(path, 'rb') as handle:
+        fd = _open_regular(path)
+        with os.fdopen(fd, 'rb') as handle:
             size = os.fstat(handle.fileno()).st_size
             header = handle.read(_HEADER_BYTES)
     except (IOError, OSError) as exc:
         raise StorageError('INVALID_ARGUMENT', 'import_from: cannot read %s: %s' % (path, exc.strerror or exc))
-    if not os.path.isfile(path):
-        raise StorageError('INVALID_ARGUMENT', 'import_from: %s is not a regular file' % path)
     for offset, magic, reader in _SIGNATURES:
         if header[offset:offset + len(magic)] != magic:
             continue
@@ -144,7 +155,7 @@ class SparseReader(object):
 
     def __init__(self, path):
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
+        self.fd = _open_regular(path)
         self.size = os.fstat(self.fd).st_size
         self.bytes_read = 0
         self.hole_bytes = 0

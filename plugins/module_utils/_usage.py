@@ -14,6 +14,10 @@ from ansible_collections.virtops.storage.plugins.module_utils._images import bac
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 
 
+# Pools whose volumes are files named <target>/<volume>.
+FILE_POOL_TYPES = frozenset(('dir', 'fs', 'netfs'))
+
+
 class DiskUse(object):
     """One domain's use of one disk source, merged over its live and persistent views."""
 
@@ -87,24 +91,51 @@ class UsageIndex(object):
                 if xml is not None:  # None: the domain went away meanwhile
                     index.add_domain_xml(domain.name(), xml, live=live)
         if index._resolve_links:
-            index.add_header_chains()
+            index.add_header_chains(index.volume_paths(client))
         return index
 
-    def add_header_chains(self, max_depth=16):
+    def add_header_chains(self, volume_paths=None, max_depth=1024):
         """Backing files that only the image headers name (a shut-off domain's XML lists
         no chain, and an overlay may live outside every pool): read from the files of this
-        host, each disk image once."""
+        host, each image once. `volume_paths` maps (pool, volume) of <disk type='volume'>
+        sources to their files."""
+        volume_paths = volume_paths or {}
+        headers = {}
+
+        def backing_of(path):
+            if path not in headers:
+                headers[path] = backing_file(path)
+            return headers[path]
+
         for key, per_source in list(self._uses.items()):
-            if key[0] != 'path' or not key[1].startswith('/'):
-                continue
+            path = key[1] if key[0] == 'path' else volume_paths.get(key[1:]) if key[0] == 'volume' else None
             direct = [use for use in per_source.values() if use.via is None]
-            chained, depth = backing_file(key[1]), 0
-            while direct and chained is not None and depth < max_depth:
+            if not path or not path.startswith('/') or not direct:
+                continue
+            seen = set([path])
+            chained = backing_of(path)
+            while chained is not None and chained not in seen and len(seen) <= max_depth:
+                seen.add(chained)
                 for chain_key in self._with_real_paths([('path', chained)]):
                     for use in direct:
                         for live in [view for view, held in ((True, use.live), (False, use.persistent)) if held]:
-                            self._add(chain_key, use.domain, use.target, live, (use.shareable, True), key[1])
-                chained, depth = backing_file(chained), depth + 1
+                            self._add(chain_key, use.domain, use.target, live, (use.shareable, True), path)
+                chained = backing_of(chained)
+
+    def volume_paths(self, client):
+        """The files behind the <disk type='volume'> sources of file pools: one lookup and
+        one XML read per pool named, none per disk."""
+        paths = {}
+        for pool_name in sorted(set(key[1] for key in self._uses if key[0] == 'volume')):
+            pool = client.lookup_pool(pool_name)
+            if pool is None:
+                continue
+            root = _xml.parse(client.pool_xml(pool), 'pool XML')
+            target = _xml.text_of(root, 'target/path')
+            if root.get('type') in FILE_POOL_TYPES and target:
+                paths.update(((pool_name, key[2]), os.path.join(target, key[2]))
+                             for key in self._uses if key[0] == 'volume' and key[1] == pool_name)
+        return paths
 
     def add_domain_xml(self, domain_name, xml, live):
         root = _xml.parse(xml, 'domain XML')

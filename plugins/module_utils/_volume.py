@@ -24,25 +24,28 @@ from ansible_collections.virtops.storage.plugins.module_utils import _xml
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
+from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._pool import VOLUME_DELETE_TYPES
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
 from ansible_collections.virtops.storage.plugins.module_utils._sizes import parse_size
-from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._usage import FILE_POOL_TYPES, UsageIndex
 
 WIPE_ALGORITHMS = ('zero', 'nnsa', 'dod', 'bsi', 'gutmann', 'schneier', 'pfitzner7', 'pfitzner33', 'random', 'trim')
-# Pools whose volumes are files: they take a format, and their default is raw.
-FILE_POOL_TYPES = frozenset(('dir', 'fs', 'netfs'))
 # Pools whose backend can create volumes (the others list what the SAN or host offers).
 CREATE_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical', 'disk', 'rbd', 'zfs'))
+# Pools whose volumes are <target>/<name> on the host, so a stray one can be seen there.
+REFRESH_TYPES = frozenset(('dir', 'fs', 'netfs', 'logical'))
 # What the backends round a new volume's capacity up to: a request within one step below
 # the observed capacity is what was asked for, not a shrink (qemu-img rounds to sectors,
 # LVM to its default 4 MiB extent, parted to 1 MiB alignment, a zvol to its block size).
 CAPACITY_STEP = {'logical': 4 * 1024 ** 2, 'disk': 1024 ** 2, 'zfs': 128 * 1024}
 QEMU_IMG_STEP = 512
+SECTOR_FORMATS = frozenset(('qcow2', 'qed'))
 # vpc sizes are whole disk geometries (cylinders x heads x sectors): 1000 MiB became
 # 1000.125 MiB when measured; 8 MiB is a margin chosen for that, not measured at every size
 FORMAT_STEP = {'vpc': 8 * 1024 ** 2}
+MAX_ID = 2 ** 32 - 2  # uid_t/gid_t; -1 (2^32 - 1) means "unchanged" to chown
 _OCTAL_RE = re.compile(r'^(?:0o?)?([0-7]{1,4})$')
 
 
@@ -202,6 +205,9 @@ def parse_id(value, option):
         return None
     text = str(value).strip()
     if text.isdigit():
+        if int(text) > MAX_ID:
+            raise StorageError('INVALID_ARGUMENT', '%s: %s is larger than any %s id (%d)'
+                               % (option, text, 'user' if option == 'owner' else 'group', MAX_ID))
         return int(text)
     try:
         return pwd.getpwnam(text).pw_uid if option == 'owner' else grp.getgrnam(text).gr_gid
@@ -387,6 +393,8 @@ def _plan_create(plan, desired, pool, content):
                                % (allocation, capacity))
         xml = build_volume_xml(desired.name, capacity, allocation, volume_format, desired.mode, desired.owner,
                                desired.group)
+        if volume_format in SECTOR_FORMATS:  # qemu-img makes it whole sectors: that is what will be there
+            capacity = -(-capacity // QEMU_IMG_STEP) * QEMU_IMG_STEP
         plan.add('create %s (%d bytes%s)' % (label, capacity, ', %s' % volume_format if volume_format else ''),
                  'create', (desired.pool, xml), undo=delete)
         content_text = None
@@ -515,20 +523,26 @@ class VolumeOps(object):
             active = bool(pool.isActive())
         return pool_facts(self.client, pool, active)
 
-    def find(self, pool_name, name, refresh=True):
-        """The volume, or None. A volume missing from libvirt's list is looked for again
-        after one refresh of its pool: a file put there by other means is not "absent"."""
-        pool = self.client.get_pool(pool_name)
-        volume = self.client.lookup_volume(pool, name)
-        if volume is None and refresh:
-            try:
-                pool.refresh(0)
-            except libvirt.libvirtError:
-                return None  # a pool busy with another job: what libvirt listed stands
-            volume = self.client.lookup_volume(pool, name)
+    def find(self, pool, name, refresh=True):
+        """The volume of `pool` (PoolFacts), or None. When libvirt does not list it but its
+        file is there (put in by other means), the pool is refreshed once and looked at
+        again: such a file is not "absent". Nothing else triggers a refresh, since a failed
+        refresh makes libvirt stop the pool."""
+        libvirt_pool = self.client.get_pool(pool.name)
+        volume = self.client.lookup_volume(libvirt_pool, name)
+        if volume is None and refresh and self._file_is_there(pool, name):
+            with self.client.errors('refresh pool %s (it holds a file %s that libvirt does not list)'
+                                    % (pool.name, name)):
+                libvirt_pool.refresh(0)
+            volume = self.client.lookup_volume(libvirt_pool, name)
         if volume is None:
             return None
-        return parse_volume(self.client.volume_xml(volume), pool_name)
+        return parse_volume(self.client.volume_xml(volume), pool.name)
+
+    def _file_is_there(self, pool, name):
+        if not self.client.is_local or not pool.target_path or pool.type not in REFRESH_TYPES:
+            return False
+        return os.path.lexists(posixpath.join(pool.target_path, name))
 
     def resolve(self, ref, option):
         """The volume a VolumeRef names, or VOLUME_NOT_FOUND."""
@@ -545,7 +559,7 @@ class VolumeOps(object):
             raise StorageError('POOL_NOT_FOUND', '%s: storage pool %r does not exist' % (option, ref.pool))
         if not facts.active:
             raise StorageError('POOL_INACTIVE', '%s: storage pool %r is not active' % (option, ref.pool))
-        found = self.find(ref.pool, ref.name)
+        found = self.find(facts, ref.name)
         if found is None:
             raise StorageError('VOLUME_NOT_FOUND', '%s: volume %r does not exist in pool %r'
                                % (option, ref.name, ref.pool))
@@ -553,6 +567,8 @@ class VolumeOps(object):
 
     def _refreshed_lookup(self, path):
         """A file put into a pool's directory by other means: refresh that pool, look again."""
+        if not self.client.is_local or not os.path.lexists(path):
+            return None
         directory = posixpath.dirname(path)
         for pool in self.client.active_pools():
             root = _xml.parse(self.client.pool_xml(pool), 'pool XML')
@@ -597,48 +613,30 @@ class VolumeOps(object):
         return found
 
     # steps -------------------------------------------------------------------------------
-    def _leftover(self, pool_name, name, err):
-        """After a failed create: remove whatever libvirt left of the new volume, unless
-        the create failed because a volume of that name appeared meanwhile (not ours)."""
-        if err.details.get('libvirt_code') in (libvirt.VIR_ERR_STORAGE_VOL_EXIST, libvirt.VIR_ERR_OPERATION_INVALID) \
-                or 'exists' in err.msg:
-            return
-        pool = self.client.get_pool(pool_name)
-        volume = self.client.lookup_volume(pool, name)
-        if volume is not None:
-            try:
-                volume.delete(0)
-            except libvirt.libvirtError:
-                pass
-
+    # A failed createXML/createXMLFrom leaves nothing: libvirt removes what its own build
+    # made (measured with ENOSPC while allocating and while copying). Nothing is deleted
+    # here after such a failure, since a volume found then could be one that someone else
+    # made meanwhile. A failed upload is undone by the plan (the create step's undo).
     def create(self, pool_name, xml):
         pool = self.client.get_pool(pool_name)
         name = _xml.text_of(_xml.parse(xml), 'name')
-        try:
-            with self.client.errors('create volume %s in pool %s' % (name, pool_name)):
-                pool.createXML(xml, 0)
-        except StorageError as err:
-            self._leftover(pool_name, name, err)
-            raise
+        with self.client.errors('create volume %s in pool %s' % (name, pool_name)):
+            pool.createXML(xml, 0)
 
     def clone(self, pool_name, xml, source_pool, source_name, reflink):
         pool = self.client.get_pool(pool_name)
         source = self.client.get_volume(source_pool, source_name)
         name = _xml.text_of(_xml.parse(xml), 'name')
-        try:
-            with self.client.errors('copy volume %s/%s to %s in pool %s' % (source_pool, source_name, name, pool_name)):
-                try:
-                    pool.createXMLFrom(xml, source, libvirt.VIR_STORAGE_VOL_CREATE_REFLINK if reflink else 0)
-                except libvirt.libvirtError as err:
-                    # with the reflink flag libvirt makes no plain copy where the
-                    # filesystem cannot share extents (or the backend cannot): made here
-                    message = err.get_error_message() or ''
-                    if not reflink or ('failed to clone files' not in message and 'unsupported flags' not in message):
-                        raise
-                    pool.createXMLFrom(xml, source, 0)
-        except StorageError as err:
-            self._leftover(pool_name, name, err)
-            raise
+        with self.client.errors('copy volume %s/%s to %s in pool %s' % (source_pool, source_name, name, pool_name)):
+            try:
+                pool.createXMLFrom(xml, source, libvirt.VIR_STORAGE_VOL_CREATE_REFLINK if reflink else 0)
+            except libvirt.libvirtError as err:
+                # with the reflink flag libvirt makes no plain copy where the filesystem
+                # cannot share extents (or the backend cannot): that copy is made here
+                message = err.get_error_message() or ''
+                if not reflink or ('failed to clone files' not in message and 'unsupported flags' not in message):
+                    raise
+                pool.createXMLFrom(xml, source, 0)
 
     def upload(self, pool_name, name, path, expected_format):
         volume = self.client.get_volume(pool_name, name)
@@ -693,8 +691,9 @@ class VolumeOps(object):
                 os.chown(path, -1 if owner is None else owner, -1 if group is None else group)
             if mode is not None:
                 os.chmod(path, mode)
-        except OSError as exc:
-            raise StorageError('LIBVIRT_ERROR', 'set permissions of %s failed: %s' % (path, exc.strerror or exc))
+        except (OSError, OverflowError) as exc:
+            raise StorageError('LIBVIRT_ERROR', 'set permissions of %s failed: %s'
+                               % (path, getattr(exc, 'strerror', None) or exc))
 
     def wipe(self, pool_name, name, algorithm):
         volume = self.client.get_volume(pool_name, name)
@@ -756,13 +755,20 @@ def predict_volume(desired, pool, observed, plan, users, content=None):
 
 
 def run_volume_module(module):
-    """storage_volume's main flow: observe, plan, apply (unless check mode), report."""
+    """storage_volume's main flow: observe, plan, apply (unless check mode), report; runs
+    for the same volume on this host take turns, so none sees another's half-done work."""
     client = module.client()
     desired = desired_from_params(module.params)
+    with host_lock('volume %s of pool %s' % (desired.name, desired.pool), (client.uri, 'volume', desired.pool,
+                                                                             desired.name)):
+        _run_volume_module(module, client, desired)
+
+
+def _run_volume_module(module, client, desired):
     ops = VolumeOps(client)
     pool = ops.pool_facts(desired.pool)
     _check_pool(desired, pool)
-    observed = ops.find(desired.pool, desired.name)
+    observed = ops.find(pool, desired.name)
     content = None
     if desired.state == 'present' and (observed is None or desired.backing_store is not None):
         content = ops.content(desired)
@@ -780,7 +786,7 @@ def run_volume_module(module):
     if module.check_mode:
         result = predict_volume(desired, pool, observed, plan, users, content)
     else:
-        after = ops.find(desired.pool, desired.name, refresh=False) if desired.state == 'present' else None
+        after = ops.find(pool, desired.name, refresh=False) if desired.state == 'present' else None
         result = describe_volume(after, ops.users(after, pool)) if after is not None else None
     module.exit_plan(plan, volume=result)
 

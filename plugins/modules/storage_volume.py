@@ -142,8 +142,12 @@ options:
     type: str
     choices: [zero, nnsa, dod, bsi, gutmann, schneier, pfitzner7, pfitzner33, random, trim]
 notes:
-  - When a volume is not in libvirt's list, its pool is refreshed once before the volume is taken
-    as missing, so a file placed in the pool by other means is found rather than overwritten.
+  - When libvirt does not list a volume but its file is in the pool's directory (put there by other
+    means; local connections and V(dir), V(fs), V(netfs), V(logical) pools), the pool is refreshed
+    once so the file is found rather than overwritten. Nothing else refreshes a pool (a failed refresh
+    makes libvirt stop it).
+  - Runs for the same volume on the same managed host take turns (a lock file under
+    C(/run/lock/virtops-storage)), so a play never sees another play's half-made volume.
 seealso:
   - module: virtops.storage.storage_volume_info
   - module: virtops.storage.storage_pool
@@ -202,7 +206,8 @@ RETURN = r'''
 volume:
   description:
     - The volume after the run (as predicted in check mode; C(null) for V(absent)).
-    - In check mode a new volume's C(allocation) is C(null), and C(key) and C(path) are predicted for file pools only.
+    - In check mode a new volume's C(allocation) is C(null); C(key) and C(path) are predicted for file
+      pools only, and C(mode), C(owner) and C(group) only when given.
   returned: always
   type: dict
   contains:

@@ -588,3 +588,26 @@ def test_info_filters_and_usage(run, conn, names):
     missing = run('storage_volume_info', {'attached_to': names('ghost')})
     assert missing['error_code'] == 'DOMAIN_NOT_FOUND'
     assert run('storage_volume_info', {'pool': names('nopool')})['error_code'] == 'POOL_NOT_FOUND'
+
+
+def test_two_runs_at_once_take_turns(run, conn, names):
+    """Two plays importing the same volume at the same moment: one creates it, the other
+    waits and then finds it complete (never a half-uploaded raw file, never a clash)."""
+    import threading
+    pool, _target = make_pool(conn, names)
+    image = names.path('big.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image, '1G'], check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 9 0 256M', image], check=True, capture_output=True)
+    args = {'pool': pool, 'name': 'big.qcow2', 'import_from': image, 'format': 'qcow2', 'capacity': '2G'}
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run('storage_volume', args))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [result.get('msg') for result in results if result.failed] == []
+    assert sorted(result.changed for result in results) == [False, True]
+    for result in results:
+        assert (result['volume']['format'], result['volume']['capacity']) == ('qcow2', 2 * 1024 ** 3)
+    tree = vol_tree(conn, pool, 'big.qcow2')
+    assert tree.find('target/format').get('type') == 'qcow2' and tree.findtext('capacity') == str(2 * 1024 ** 3)

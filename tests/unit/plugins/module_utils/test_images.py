@@ -3,6 +3,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import shutil
 import subprocess
 
@@ -101,3 +102,11 @@ def test_backing_file_of_an_overlay_with_a_relative_name(tmp_path):
     assert backing_file(str(top)) == str(base)
     assert backing_file(str(base)) is None
     assert backing_file(str(tmp_path / 'missing.qcow2')) is None
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = str(tmp_path / 'pipe')
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError) as caught:
+        inspect_image(fifo)
+    assert caught.value.code == 'INVALID_ARGUMENT' and 'regular file' in caught.value.msg

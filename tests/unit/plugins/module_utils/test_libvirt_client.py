@@ -179,3 +179,36 @@ def test_a_failed_create_never_deletes_a_volume_it_did_not_make(client):
     with pytest.raises(StorageError):
         ops.create('leftovers', _volume.build_volume_xml('theirs.img', 2048, 0, 'raw'))
     assert client.lookup_volume(pool, 'theirs.img') is not None, 'the existing volume is still there'
+
+
+def test_header_chains_end_at_loops_and_follow_volume_disks(tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which('qemu-img') is None:
+        pytest.skip('qemu-img is part of the lab packages')
+    pool_dir = tmp_path / 'pool'
+    pool_dir.mkdir()
+    base = str(pool_dir / 'base.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '1M'], check=True)
+    previous = base
+    for number in range(40):  # deeper than any fixed small limit
+        image = str(pool_dir / ('o%02d.qcow2' % number))
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', previous, '-F', 'qcow2', '-u', image, '1M'],
+                       check=True)
+        previous = image
+    index = UsageIndex(resolve_links=True)
+    index.add_domain_xml('vm1', "<domain><devices><disk type='volume'><source pool='p' volume='o39.qcow2'/>"
+                                "<target dev='vdb'/></disk></devices></domain>", live=False)
+    index.add_header_chains({('p', 'o39.qcow2'): previous})
+    [use] = index.users(path=base)
+    assert (use.domain, use.via) == ('vm1', previous)
+    # a loop (a -> b -> a) ends the walk instead of running forever
+    loop_a, loop_b = str(tmp_path / 'a.qcow2'), str(tmp_path / 'b.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', loop_b, '-F', 'qcow2', '-u', loop_a, '1M'],
+                   check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', loop_a, '-F', 'qcow2', '-u', loop_b, '1M'],
+                   check=True)
+    index.add_domain_xml('vm2', "<domain><devices><disk type='file'><source file='%s'/><target dev='vdc'/>"
+                                "</disk></devices></domain>" % loop_a, live=True)
+    index.add_header_chains()
+    assert [use.domain for use in index.users(path=loop_b)] == ['vm2']

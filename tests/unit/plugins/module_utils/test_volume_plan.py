@@ -344,3 +344,17 @@ def test_rbd_volumes_are_used_through_network_disks():
     [use] = _volume.volume_users(index, volume, 'rbd', 'rbdpool')
     assert (use.domain, use.target) == ('vm1', 'vdb')
     assert _volume.volume_users(index, observed(name='img2', path='rbdpool/img2'), 'rbd', 'rbdpool') == []
+
+
+def test_owner_and_group_ids_must_fit_an_id():
+    with pytest.raises(StorageError) as caught:
+        desired(capacity='1M', owner='99999999999999999999')
+    assert caught.value.code == 'INVALID_ARGUMENT'
+    assert desired(capacity='1M', owner=str(2 ** 32 - 2)).owner == 2 ** 32 - 2
+
+
+def test_qcow2_capacity_is_predicted_in_whole_sectors():
+    steps = plan(desired(capacity=1000000001, format='qcow2'))
+    assert steps.after['capacity'] == 1000000512
+    have = observed(format='qcow2', capacity=1000000512)
+    assert plan(desired(capacity=1000000001, format='qcow2'), have=have).actions == []
