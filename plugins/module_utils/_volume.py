@@ -759,8 +759,8 @@ def run_volume_module(module):
     for the same volume on this host take turns, so none sees another's half-done work."""
     client = module.client()
     desired = desired_from_params(module.params)
-    with host_lock('volume %s of pool %s' % (desired.name, desired.pool), (client.uri, 'volume', desired.pool,
-                                                                             desired.name)):
+    what = 'volume %s of pool %s' % (desired.name, desired.pool)
+    with host_lock(what, (client.uri, 'volume', desired.pool, desired.name)):
         _run_volume_module(module, client, desired)
 
 

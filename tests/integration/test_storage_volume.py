@@ -600,7 +600,7 @@ def test_two_runs_at_once_take_turns(run, conn, names):
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 9 0 256M', image], check=True, capture_output=True)
     args = {'pool': pool, 'name': 'big.qcow2', 'import_from': image, 'format': 'qcow2', 'capacity': '2G'}
     results = []
-    threads = [threading.Thread(target=lambda: results.append(run('storage_volume', args))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(run('storage_volume', args))) for _run in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

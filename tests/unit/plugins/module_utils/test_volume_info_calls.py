@@ -290,7 +290,7 @@ def with_pass(**calls):
 def test_one_pool_is_one_pass_over_the_domains(conn):
     volumes = run(conn, pool=POOL)
     want = with_pass(**{'virConnect.storagePoolLookupByName': 1, 'virStoragePool.isActive': 1,
-                                  'virStoragePool.listAllVolumes': 1, 'virStorageVol.XMLDesc': VOLUMES})
+                        'virStoragePool.listAllVolumes': 1, 'virStorageVol.XMLDesc': VOLUMES})
     assert dict(conn.calls) == want
     assert conn.calls['virConnect.listAllDomains'] == 2
     assert conn.calls['virDomain.XMLDesc(live)'] + conn.calls['virDomain.XMLDesc(inactive)'] == 60 + 100
