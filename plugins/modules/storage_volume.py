@@ -68,6 +68,7 @@ options:
   allocation:
     description:
       - Bytes to allocate up front when creating; V(0) (the default) makes a thin, sparse volume.
+        For V(qcow2), any other value makes libvirt preallocate the image's metadata only.
       - Not compared on existing volumes, whose allocation changes with use.
     type: raw
   format:
