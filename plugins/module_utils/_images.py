@@ -128,9 +128,8 @@ def backing_file(path):
     """The file a qcow2/qed image is an overlay on (relative names resolved against the
     image's directory), or None: for images no domain XML describes the chain of."""
     try:
-        if not os.path.isfile(path):  # never a device: reading one could hang on a lost LUN
-            return None
-        with open(path, 'rb') as handle:
+        # regular files only: reading a device could hang on a lost LUN, a FIFO forever
+        with os.fdopen(_open_regular(path), 'rb') as handle:
             header = handle.read(64)
             if header[:4] == b'QFI\xfb':
                 offset, size = _u64be(header, 8), _u32be(header, 16)

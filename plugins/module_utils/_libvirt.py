@@ -186,6 +186,13 @@ class LibvirtClient(object):
             raise StorageError('VOLUME_NOT_FOUND', 'volume %r does not exist in pool %r' % (name, pool_name))
         return volume
 
+    def delete_volume(self, pool_name, name):
+        """Delete a volume; one that is already gone is left so."""
+        volume = self.lookup_volume(self.get_pool(pool_name), name)
+        if volume is not None:
+            with self.errors('delete volume %s of pool %s' % (name, pool_name)):
+                volume.delete(0)
+
     def volume_xml(self, volume, missing_ok=False):
         """A volume's XML; with `missing_ok`, None when the volume (or its pool) has gone
         away since it was listed."""

@@ -720,11 +720,7 @@ class PoolOps(object):
             self.client.get_pool(name).refresh(0)
 
     def delete_volume(self, pool_name, volume_name):
-        pool = self.client.get_pool(pool_name)
-        volume = self.client.lookup_volume(pool, volume_name)
-        if volume is not None:
-            with self.client.errors('delete volume %s of pool %s' % (volume_name, pool_name)):
-                volume.delete(0)
+        self.client.delete_volume(pool_name, volume_name)
 
     def delete_all_volumes(self, pool_name):
         """Purge of a pool that was inactive: its volumes are known only now, so who uses

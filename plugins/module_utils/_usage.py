@@ -142,8 +142,7 @@ class UsageIndex(object):
         for disk in root.findall('./devices/disk'):
             target = _xml.attr_of(disk, 'target', 'dev')
             flags = (disk.find('shareable') is not None, disk.find('readonly') is not None)
-            own_keys = disk_source_keys(disk)
-            own_keys = self._with_real_paths(own_keys)
+            own_keys = self._with_real_paths(disk_source_keys(disk))
             for key in own_keys:
                 self._add(key, domain_name, target, live, flags, None)
             # a disk reads every image of its backing chain (live XML lists them)
@@ -151,7 +150,7 @@ class UsageIndex(object):
             chained = disk.find('backingStore')
             while chained is not None and chained.find('source') is not None:
                 for key in self._with_real_paths(disk_source_keys(chained)):
-                    self._add(key, domain_name, target, live, (flags[0], True), via or target)
+                    self._add(key, domain_name, target, live, (flags[0], True), via)
                 chained = chained.find('backingStore')
 
     def _real_path(self, path):

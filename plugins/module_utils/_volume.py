@@ -26,7 +26,7 @@ from ansible_collections.virtops.storage.plugins.module_utils._images import Spa
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
-from ansible_collections.virtops.storage.plugins.module_utils._pool import VOLUME_DELETE_TYPES
+from ansible_collections.virtops.storage.plugins.module_utils._pool import VOLUME_DELETE_TYPES, parse_definition
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
 from ansible_collections.virtops.storage.plugins.module_utils._sizes import parse_size
 from ansible_collections.virtops.storage.plugins.module_utils._usage import FILE_POOL_TYPES, UsageIndex
@@ -55,9 +55,6 @@ class VolumeRef:
     pool: Optional[str] = None
     name: Optional[str] = None
     path: Optional[str] = None
-
-    def label(self):
-        return self.path if self.path else '%s/%s' % (self.pool, self.name)
 
 
 @dataclasses.dataclass
@@ -112,9 +109,9 @@ class PoolFacts:
 
 
 def pool_facts(client, pool, active):
-    root = _xml.parse(client.pool_xml(pool), 'pool XML')
-    return PoolFacts(name=pool.name(), type=root.get('type'), active=active,
-                     target_path=_xml.text_of(root, 'target/path'), source_name=_xml.text_of(root, 'source/name'))
+    definition = parse_definition(_xml.parse(client.pool_xml(pool), 'pool XML'))
+    return PoolFacts(name=pool.name(), type=definition.type, active=active, target_path=definition.target_path,
+                     source_name=definition.source.name)
 
 
 def volume_users(index, observed, pool_type=None, source_name=None):
@@ -144,6 +141,23 @@ def _int_or_none(text, base=10):
         return None
 
 
+def mode_text(mode):
+    return '%04o' % mode if mode is not None else None
+
+
+def _pool_of(client, volume):
+    with client.errors('find the pool of volume %s' % volume.name()):
+        return volume.storagePoolLookupByVolume().name()
+
+
+def _by_path(client, path):
+    """The volume behind a path (a guest disk's source), following symlinks on this host."""
+    volume = client.lookup_volume_by_path(path)
+    if volume is None and client.is_local and os.path.realpath(path) != path:
+        volume = client.lookup_volume_by_path(os.path.realpath(path))
+    return volume
+
+
 def parse_volume(xml, pool_name):
     root = _xml.parse(xml, 'volume XML')
     backing = root.find('backingStore')
@@ -171,7 +185,7 @@ def build_volume_xml(name, capacity, allocation, volume_format=None, mode=None, 
     if (mode, owner, group) != (None, None, None):
         permissions = _xml.sub(target, 'permissions')
         if mode is not None:
-            _xml.sub(permissions, 'mode', text='%04o' % mode)
+            _xml.sub(permissions, 'mode', text=mode_text(mode))
         if owner is not None:
             _xml.sub(permissions, 'owner', text=owner)
         if group is not None:
@@ -254,17 +268,13 @@ def desired_from_params(params):
 
 # ---------------------------------------------------------------------------------------
 # Planning: pure functions of (desired, pool, observed, users, content, overlays)
-def volume_view(volume, state='present', content=None):
+def volume_view(volume):
     """The managed fields of a volume, for the diff."""
     if volume is None:
         return {'state': 'absent'}
-    view = {'state': state, 'pool': volume.pool, 'name': volume.name, 'format': volume.effective_format,
-            'capacity': volume.capacity, 'backing_store': volume.backing_path,
-            'mode': '%04o' % volume.mode if volume.mode is not None else None,
+    return {'state': 'present', 'pool': volume.pool, 'name': volume.name, 'format': volume.effective_format,
+            'capacity': volume.capacity, 'backing_store': volume.backing_path, 'mode': mode_text(volume.mode),
             'owner': volume.owner, 'group': volume.group}
-    if content:
-        view['content'] = content
-    return view
 
 
 def _users_text(users):
@@ -291,12 +301,18 @@ def capacity_step(pool_type, volume_format):
     return 1 if volume_format in (None, 'raw') else QEMU_IMG_STEP
 
 
+def require_active(name, active, option=None):
+    """The one refusal of a pool that is missing (`active` None) or stopped."""
+    prefix = '%s: ' % option if option else ''
+    if active is None:
+        raise StorageError('POOL_NOT_FOUND', '%sstorage pool %r does not exist' % (prefix, name))
+    if not active:
+        raise StorageError('POOL_INACTIVE', '%sstorage pool %r is not active; start it (storage_pool active=true) '
+                                            'to manage its volumes' % (prefix, name))
+
+
 def _check_pool(desired, pool):
-    if pool is None:
-        raise StorageError('POOL_NOT_FOUND', 'storage pool %r does not exist' % desired.pool)
-    if not pool.active:
-        raise StorageError('POOL_INACTIVE', 'storage pool %r is not active; start it (storage_pool active=true) '
-                                            'to manage its volumes' % desired.pool)
+    require_active(desired.pool, pool.active if pool is not None else None)
 
 
 def plan_volume(desired, pool, observed, users=(), content=None, overlays=()):
@@ -404,7 +420,7 @@ def _plan_create(plan, desired, pool, content):
     plan.before = {'state': 'absent'}
     plan.after = {'state': 'present', 'pool': desired.pool, 'name': desired.name, 'format': volume_format,
                   'capacity': capacity, 'backing_store': content.source.path if content.kind == 'backing' else None,
-                  'mode': '%04o' % desired.mode if desired.mode is not None else None,
+                  'mode': mode_text(desired.mode),
                   'owner': desired.owner, 'group': desired.group}
     if content_text:
         plan.after['content'] = content_text
@@ -477,10 +493,10 @@ def _plan_existing(plan, desired, pool, observed, users, content=None, overlays=
     if changes:
         if not observed.path:
             raise StorageError('INVALID_ARGUMENT', '%s has no path whose permissions could be set' % label)
-        text = ', '.join('%s %s' % (field, '%04o' % value if field == 'mode' else value) for field, value in changes)
-        plan.add('set %s of %s' % (text, label), 'set_permissions',
+        shown = [(field, mode_text(value) if field == 'mode' else value) for field, value in changes]
+        plan.add('set %s of %s' % (', '.join('%s %s' % pair for pair in shown), label), 'set_permissions',
                  (observed.path, desired.mode, desired.owner, desired.group))
-        after.update((field, '%04o' % value if field == 'mode' else value) for field, value in changes)
+        after.update(shown)
     plan.after = after
 
 
@@ -547,18 +563,13 @@ class VolumeOps(object):
     def resolve(self, ref, option):
         """The volume a VolumeRef names, or VOLUME_NOT_FOUND."""
         if ref.path:
-            volume = self.client.lookup_volume_by_path(ref.path) or self._refreshed_lookup(ref.path)
+            volume = _by_path(self.client, ref.path) or self._refreshed_lookup(ref.path)
             if volume is None:
                 raise StorageError('VOLUME_NOT_FOUND', '%s: %s is not a volume of any active pool (refresh its pool '
                                                        'if the file is new)' % (option, ref.path))
-            with self.client.errors('find the pool of %s' % ref.path):
-                pool_name = volume.storagePoolLookupByVolume().name()
-            return parse_volume(self.client.volume_xml(volume), pool_name)
+            return parse_volume(self.client.volume_xml(volume), _pool_of(self.client, volume))
         facts = self.pool_facts(ref.pool)
-        if facts is None:
-            raise StorageError('POOL_NOT_FOUND', '%s: storage pool %r does not exist' % (option, ref.pool))
-        if not facts.active:
-            raise StorageError('POOL_INACTIVE', '%s: storage pool %r is not active' % (option, ref.pool))
+        require_active(ref.pool, facts.active if facts is not None else None, option)
         found = self.find(facts, ref.name)
         if found is None:
             raise StorageError('VOLUME_NOT_FOUND', '%s: volume %r does not exist in pool %r'
@@ -571,8 +582,7 @@ class VolumeOps(object):
             return None
         directory = posixpath.dirname(path)
         for pool in self.client.active_pools():
-            root = _xml.parse(self.client.pool_xml(pool), 'pool XML')
-            if _xml.text_of(root, 'target/path') == directory:
+            if pool_facts(self.client, pool, True).target_path == directory:
                 with self.client.errors('refresh pool %s' % pool.name()):
                     pool.refresh(0)
                 return self.client.lookup_volume_by_path(path)
@@ -683,9 +693,7 @@ class VolumeOps(object):
             domain.blockResize(target, capacity, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
 
     def set_permissions(self, path, mode, owner, group):
-        if not self.client.is_local:
-            raise StorageError('INVALID_ARGUMENT', 'libvirt cannot change the permissions of an existing volume, and '
-                                                   '%s is on another host; set them there' % path)
+        """chmod/chown on this host: run_volume_module refuses it for a remote libvirt."""
         try:
             if owner is not None or group is not None:
                 os.chown(path, -1 if owner is None else owner, -1 if group is None else group)
@@ -702,10 +710,7 @@ class VolumeOps(object):
             volume.wipePattern(flag, 0)
 
     def delete(self, pool_name, name):
-        volume = self.client.lookup_volume(self.client.get_pool(pool_name), name)
-        if volume is not None:
-            with self.client.errors('delete volume %s of pool %s' % (name, pool_name)):
-                volume.delete(0)
+        self.client.delete_volume(pool_name, name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -718,7 +723,7 @@ def describe_volume(observed, users):
         'allocation': observed.allocation,
         'backing_store': ({'path': observed.backing_path, 'format': observed.backing_format}
                           if observed.backing_path else None),
-        'mode': '%04o' % observed.mode if observed.mode is not None else None,
+        'mode': mode_text(observed.mode),
         'owner': observed.owner, 'group': observed.group,
         'used_by': [use.as_dict() for use in sorted(users, key=lambda use: (use.domain, use.target or ''))],
         'ref_count': len(users), 'in_use': bool(users),
@@ -749,7 +754,7 @@ def predict_volume(desired, pool, observed, plan, users, content=None):
         'name': desired.name, 'pool': desired.pool, 'key': path, 'path': path,
         'type': VOLUME_TYPES.get(pool.type), 'format': after['format'] or 'raw',
         'capacity': after['capacity'], 'allocation': None, 'backing_store': backing,
-        'mode': '%04o' % desired.mode if desired.mode is not None else None,
+        'mode': mode_text(desired.mode),
         'owner': desired.owner, 'group': desired.group, 'used_by': [], 'ref_count': 0, 'in_use': False,
     }
 
@@ -794,24 +799,10 @@ def _run_volume_module(module, client, desired):
 # ---------------------------------------------------------------------------------------
 # storage_volume_info
 def _active_pool(client, name):
-    pool = client.get_pool(validate_name(name, 'pool name'))
+    pool = client.lookup_pool(validate_name(name, 'pool name'))
     with client.errors('read pool %s' % name):
-        if not pool.isActive():
-            raise StorageError('POOL_INACTIVE', 'storage pool %r is not active; its volumes cannot be listed' % name)
+        require_active(name, bool(pool.isActive()) if pool is not None else None)
     return pool
-
-
-def _by_path(client, path):
-    """The volume behind a path (a guest disk's source), following symlinks on this host."""
-    volume = client.lookup_volume_by_path(path)
-    if volume is None and client.is_local and os.path.realpath(path) != path:
-        volume = client.lookup_volume_by_path(os.path.realpath(path))
-    return volume
-
-
-def _pool_of(client, volume):
-    with client.errors('find the pool of volume %s' % volume.name()):
-        return volume.storagePoolLookupByVolume().name()
 
 
 def _candidates(client, params):

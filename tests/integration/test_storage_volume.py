@@ -611,3 +611,36 @@ def test_two_runs_at_once_take_turns(run, conn, names):
         assert (result['volume']['format'], result['volume']['capacity']) == ('qcow2', 2 * 1024 ** 3)
     tree = vol_tree(conn, pool, 'big.qcow2')
     assert tree.find('target/format').get('type') == 'qcow2' and tree.findtext('capacity') == str(2 * 1024 ** 3)
+
+
+def test_more_refusals_change_nothing(run, conn, names):
+    """Refusals the planner makes before any step, each shown against the lab."""
+    pool, target = make_pool(conn, names)
+    create_volume(conn, pool, 'base.qcow2', 16 * MIB, 'qcow2')
+    create_volume(conn, pool, 'data.img', 4 * MIB)
+    conn.storagePoolLookupByName(pool).createXML(
+        "<volume><name>top.qcow2</name><capacity>%d</capacity><target><format type='qcow2'/></target>"
+        "<backingStore><path>%s</path><format type='qcow2'/></backingStore></volume>"
+        % (16 * MIB, os.path.join(target, 'base.qcow2')), 0)
+    overlay_image = names.path('overlay.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', os.path.join(target, 'base.qcow2'), '-F',
+                    'qcow2', overlay_image], check=True)
+    cases = [
+        ({'name': 'imported.qcow2', 'import_from': overlay_image}, 'INVALID_ARGUMENT', 'flatten'),
+        ({'name': 'data.img', 'state': 'absent', 'wipe': 'trim'}, 'INVALID_ARGUMENT', 'rbd'),
+        ({'name': 'empty.qcow2', 'capacity': 0, 'format': 'qcow2'}, 'INVALID_SIZE', 'capacity 0'),
+        ({'name': 'data.img', 'owner': '99999999999999999999'}, 'INVALID_ARGUMENT', 'owner'),
+        ({'name': 'copy.img', 'clone_from': {'pool': pool, 'name': 'data.img'}, 'capacity': '1M'},
+         'SHRINK_REFUSED', 'lose data'),
+        ({'name': 'base.qcow2', 'capacity': '8M', 'allow_shrink': True}, 'VOLUME_IN_USE', '%s/top.qcow2' % pool),
+        ({'name': 'x', 'capacity': 2 ** 64 - 1}, 'INVALID_SIZE', 'larger'),
+        ({'name': 'a/b', 'capacity': '1M'}, 'INVALID_NAME', '/'),
+    ]
+    for extra, code, fragment in cases:
+        result = refused(run, conn, dict(extra, pool=pool), code)
+        assert fragment in result['msg'], (extra, result['msg'])
+    # growing a base that a running domain reads through its overlay: only QEMU holds it
+    conn.storagePoolLookupByName(pool).storageVolLookupByName('top.qcow2').delete(0)
+    dom = define_domain(conn, names('vm'), disk_xml(overlay_image, 'vdb', driver='qcow2'), start=True)
+    result = refused(run, conn, {'pool': pool, 'name': 'base.qcow2', 'capacity': '32M'}, 'VOLUME_IN_USE')
+    assert dom.name() in result['msg'] and overlay_image in result['msg']
