@@ -8,6 +8,8 @@ __metaclass__ = type
 
 import contextlib
 import re
+import threading
+import time
 import traceback
 
 from urllib.parse import urlparse
@@ -63,12 +65,73 @@ def _ignore_libvirt_errors(_context, _error):
     """libvirt prints every error to stderr by default; ours are raised, not printed."""
 
 
+_EVENT_LOOP = []
+
+
+def _run_event_loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def start_event_loop():
+    """libvirt delivers domain events only to connections opened after an event loop was
+    registered; one daemon thread per process runs it."""
+    if not _EVENT_LOOP:
+        libvirt.virEventRegisterDefaultImpl()
+        thread = threading.Thread(target=_run_event_loop, name='libvirt-events')
+        thread.daemon = True
+        thread.start()
+        _EVENT_LOOP.append(thread)
+
+
+class DeviceRemovalWatch(object):
+    """Collects the device-removed (and removal-failed) events of one domain, so a hot-unplug
+    can wait for the guest to actually let go of a device."""
+
+    def __init__(self, conn, domain):
+        self._conn = conn
+        self._changed = threading.Condition()
+        self.removed = set()
+        self.failed = set()
+        self._ids = []
+        for event, into in ((libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, self.removed),
+                            (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED, self.failed)):
+            self._ids.append(conn.domainEventRegisterAny(domain, event, self._record, into))
+
+    def _record(self, _conn, _domain, alias, into):
+        with self._changed:
+            into.add(alias)
+            self._changed.notify_all()
+
+    def wait(self, alias, deadline):
+        """'removed', 'failed', or None when `deadline` (time.monotonic()) passed first."""
+        with self._changed:
+            while True:
+                if alias in self.removed:
+                    return 'removed'
+                if alias in self.failed:
+                    return 'failed'
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(min(left, 0.5))
+
+    def close(self):
+        for callback_id in self._ids:
+            try:
+                self._conn.domainEventDeregisterAny(callback_id)
+            except libvirt.libvirtError:
+                pass
+        self._ids = []
+
+
 class LibvirtClient(object):
     """A lazily opened libvirt connection with lookups that return None only for
     "no such object" and raise StorageError for everything else."""
 
-    def __init__(self, uri=None):
+    def __init__(self, uri=None, events=False):
         self.uri = uri or DEFAULT_URI
+        self.events = events  # domain events wanted (hot-unplug waits for them)
         self._conn = None
         self._scratch = None
 
@@ -76,6 +139,8 @@ class LibvirtClient(object):
     def conn(self):
         if self._conn is None:
             libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+            if self.events:
+                start_event_loop()
             try:
                 self._conn = libvirt.open(self.uri)
             except libvirt.libvirtError as err:
@@ -246,6 +311,41 @@ class LibvirtClient(object):
     def domain_xml(self, domain, flags=0):
         """A domain's XML, or None when the domain has gone away since it was listed."""
         return self._lookup('read the definition of domain %s' % domain.name(), domain.XMLDesc, flags)
+
+    def domain_state(self, domain):
+        """(running, persistent, uuid) of a domain; running covers paused guests too."""
+        with self.errors('read the state of domain %s' % domain.name()):
+            return bool(domain.isActive()), bool(domain.isPersistent()), domain.UUIDString()
+
+    @staticmethod
+    def _view_flags(live):
+        return libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+    def attach_device(self, domain, xml, live):
+        view = 'running domain' if live else 'definition of domain'
+        with self.errors('attach a device to the %s %s' % (view, domain.name())):
+            domain.attachDeviceFlags(xml, self._view_flags(live))
+
+    def detach_device(self, domain, xml, live):
+        view = 'running domain' if live else 'definition of domain'
+        with self.errors('detach a device from the %s %s' % (view, domain.name())):
+            domain.detachDeviceFlags(xml, self._view_flags(live))
+
+    def update_device(self, domain, xml, live):
+        view = 'running domain' if live else 'definition of domain'
+        with self.errors('update a device of the %s %s' % (view, domain.name())):
+            domain.updateDeviceFlags(xml, self._view_flags(live))
+
+    def define_domain(self, xml):
+        with self.errors('define domain'):
+            return self.conn.defineXML(xml)
+
+    def watch_device_removal(self, domain):
+        """A DeviceRemovalWatch for `domain`; the client must have been made with events=True."""
+        if not self.events:
+            raise ValueError('the client was opened without domain events')
+        with self.errors('watch the devices of domain %s' % domain.name()):
+            return DeviceRemovalWatch(self.conn, domain)
 
     # secrets ---------------------------------------------------------------------------
     def lookup_secret(self, usage_type, usage_id):

@@ -56,6 +56,7 @@ class Plan(object):
         self.after = {}
         self.warnings = []
         self.extra = {}
+        self.diff = None  # a list of Ansible diffs (with headers), instead of before/after
 
     def add(self, description, method, args=(), changes=True, undo=None):
         self.actions.append(Action(description, method, args, changes, undo))
@@ -125,8 +126,8 @@ class StorageModule(AnsibleModule):
         kwargs.setdefault('actions', [])
         super(StorageModule, self).fail_json(msg=msg, **kwargs)
 
-    def client(self):
-        return LibvirtClient(self.params['uri'])
+    def client(self, events=False):
+        return LibvirtClient(self.params['uri'], events=events)
 
     @contextlib.contextmanager
     def failing_on_errors(self):
@@ -151,7 +152,7 @@ class StorageModule(AnsibleModule):
         result['changed'] = plan.changed
         result['actions'] = plan.descriptions
         if self._diff:
-            result['diff'] = {'before': plan.before, 'after': plan.after}
+            result['diff'] = plan.diff if plan.diff is not None else {'before': plan.before, 'after': plan.after}
         for warning in plan.warnings:
             self.warn(warning)
         self.exit_json(**result)

@@ -1,0 +1,836 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vm_disk and vm_disk_info: a domain's disks, identified by their source.
+
+The planner is a pure function of (desired disk, observed domain, resolved source, who
+else uses it). DiskOps reads libvirt and carries out the steps: definition first (each
+step undoable), the running domain last; a hot-unplug is done only when the guest has
+let go of the device (libvirt's device-removed event, confirmed by the live XML).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import dataclasses
+import os
+import stat
+import time
+from typing import Optional
+
+from ansible_collections.virtops.storage.plugins.module_utils import _domain
+from ansible_collections.virtops.storage.plugins.module_utils._domain import DiskState
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file, inspect_image
+from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
+from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
+from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
+from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
+from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._volume import (
+    _by_path, _pool_of, parse_volume, require_active)
+
+VIEWS = ('config', 'live')
+VIEW_WORDS = {'config': 'the definition of', 'live': 'the running domain'}
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskSource:
+    """What a disk reads: a pool volume, a file or block device, or a network LUN."""
+    kind: str  # 'volume' (pool+volume asked for), 'file', 'block', 'network'
+    format: str
+    pool: Optional[str] = None
+    volume: Optional[str] = None
+    key: Optional[str] = None
+    path: Optional[str] = None
+    real_path: Optional[str] = None
+    network: Optional[_domain.NetworkSource] = None
+    chain: tuple = ()  # the backing files under it (read from the image headers)
+
+    @property
+    def identity(self):
+        if self.network is not None:
+            return '%s:%s' % (self.network.protocol, self.network.name)
+        return self.key or self.real_path or self.path
+
+    @property
+    def label(self):
+        if self.pool and self.volume:
+            return 'volume %s of pool %s' % (self.volume, self.pool)
+        if self.network is not None:
+            return '%s LUN %s' % (self.network.protocol, self.network.name)
+        return self.path
+
+    def matches(self, disk):
+        if self.network is not None:
+            return disk.network is not None and (disk.network.protocol, disk.network.name) == (
+                self.network.protocol, self.network.name)
+        if self.pool and self.volume and (disk.pool, disk.volume) == (self.pool, self.volume):
+            return True
+        mine = set(path for path in (self.path, self.real_path) if path)
+        return bool(mine & set(path for path in (disk.path, disk.real_path) if path))
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservedDomain:
+    name: str
+    uuid: str
+    running: bool
+    persistent: bool
+    config: Optional[_domain.DomainView] = None
+    live: Optional[_domain.DomainView] = None
+
+    def view(self, name):
+        return self.config if name == 'config' else self.live
+
+    @property
+    def views(self):
+        return [(name, self.view(name)) for name in VIEWS if self.view(name) is not None]
+
+
+@dataclasses.dataclass
+class DesiredDisk:
+    domain: str
+    state: str = 'present'
+    pool: Optional[str] = None
+    volume: Optional[str] = None
+    path: Optional[str] = None
+    target: Optional[str] = None
+    bus: Optional[str] = None
+    device: Optional[str] = None
+    role: Optional[str] = None
+    boot_order: Optional[int] = None
+    readonly: Optional[bool] = None
+    shareable: Optional[bool] = None
+    serial: Optional[str] = None
+    cache: Optional[str] = None
+    io: Optional[str] = None
+    discard: Optional[str] = None
+    detect_zeroes: Optional[str] = None
+    error_policy: Optional[str] = None
+    live: str = 'auto'
+    persistent: bool = True
+    unplug_timeout: float = 30
+
+
+LIVE_CHOICES = {'auto': 'auto', 'true': 'true', 'yes': 'true', 'on': 'true', '1': 'true',
+                'false': 'false', 'no': 'false', 'off': 'false', '0': 'false'}
+
+
+def desired_from_params(params):
+    """DesiredDisk from module parameters, with every check that needs no libvirt."""
+    live = LIVE_CHOICES.get(str(params.get('live', 'auto')).lower())
+    if live is None:
+        raise StorageError('INVALID_ARGUMENT', 'live must be auto, true or false, not %r' % params.get('live'))
+    fields = dict((field.name, params.get(field.name)) for field in dataclasses.fields(DesiredDisk)
+                  if field.name in params and params.get(field.name) is not None)
+    fields['live'] = live
+    desired = DesiredDisk(**fields)
+    validate_name(desired.domain, 'domain name')
+    if desired.pool is not None:
+        validate_name(desired.pool, 'pool name')
+        validate_name(desired.volume, 'volume name')
+    if desired.target is not None:
+        if not _domain.TARGET_RE.match(desired.target):
+            raise StorageError('INVALID_ARGUMENT', 'target %r is not a disk name libvirt gives a bus (vdX for virtio, '
+                                                   'sdX for scsi/sata/usb, hdX for ide)' % desired.target)
+        prefix = desired.target[:2]
+        if desired.bus is not None and _domain.TARGET_PREFIX[desired.bus] != prefix:
+            raise StorageError('INVALID_ARGUMENT', 'target %s does not fit bus %s (whose disks are named %sX)'
+                               % (desired.target, desired.bus, _domain.TARGET_PREFIX[desired.bus]))
+    if desired.serial is not None and not _domain.SERIAL_RE.match(desired.serial):
+        raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, spaces and _ . + -'
+                           % desired.serial)
+    if desired.boot_order is not None and desired.boot_order < 1:
+        raise StorageError('INVALID_ARGUMENT', 'boot_order must be 1 or more')
+    if desired.role == 'root' and desired.boot_order not in (None, 1):
+        raise StorageError('INVALID_ARGUMENT', 'the root disk boots first: boot_order must be 1 (or left out) '
+                                               'with role: root')
+    if desired.role == 'data' and desired.boot_order == 1:
+        raise StorageError('INVALID_ARGUMENT', 'boot_order 1 belongs to the root disk; use role: root')
+    if desired.device == 'lun' and desired.bus not in (None, 'scsi'):
+        raise StorageError('INVALID_ARGUMENT', "device: lun passes SCSI commands through and needs bus: scsi")
+    if desired.device == 'cdrom' and desired.bus == 'virtio':
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
+    if desired.unplug_timeout is not None and desired.unplug_timeout < 0:
+        raise StorageError('INVALID_ARGUMENT', 'unplug_timeout must not be negative')
+    return desired
+
+
+# ---------------------------------------------------------------------------------------
+# Planning
+def views_in_scope(desired, domain):
+    """The views this run changes ('config', 'live'), or an INVALID_ARGUMENT that says why none."""
+    scope = []
+    present = desired.state == 'present'
+    if desired.persistent:
+        if domain.persistent:
+            scope.append('config')
+        elif present:
+            raise StorageError('INVALID_ARGUMENT', 'domain %s is transient (it has no definition to add the disk to); '
+                                                   'set persistent: false to change only the running domain'
+                               % domain.name)
+    if desired.live in ('auto', 'true'):
+        if domain.running:
+            scope.append('live')
+        elif desired.live == 'true' and present:
+            raise StorageError('INVALID_ARGUMENT', 'live: true asks to change the running domain, but %s is shut off'
+                               % domain.name)
+    if not scope and present:
+        raise StorageError('INVALID_ARGUMENT', 'nothing to change: %s' % (
+            'live and persistent are both false' if not desired.persistent and desired.live == 'false'
+            else 'domain %s is shut off and persistent is false' % domain.name))
+    return scope
+
+
+def find_disks(domain, source):
+    """{view: DiskState} of the disk reading `source` in each view that has it."""
+    found = {}
+    for name, view in domain.views:
+        disk = next((disk for disk in view.disks if source.matches(disk)), None)
+        if disk is not None:
+            found[name] = disk
+    return found
+
+
+def plan_disk(desired, domain, source, users=(), chain_users=()):
+    """The steps that bring the domain's disk of `source` to `desired`. `users` are the
+    DiskUse records of the source (every domain), `chain_users` those of the files under it.
+    The returned Plan carries `predicted` ({view: DiskState or None}) and `boot` (diff lines)."""
+    scope = views_in_scope(desired, domain)
+    found = find_disks(domain, source)
+    plan = Plan()
+    plan.predicted = dict((name, found.get(name)) for name, _view in domain.views)
+    plan.boot = plan.rewrite = None
+    if desired.state == 'absent':
+        _plan_detach(plan, desired, domain, scope, found)
+    else:
+        _plan_attach(plan, desired, domain, source, scope, found, users, chain_users)
+    return plan
+
+
+def _plan_detach(plan, desired, domain, scope, found):
+    leaving = [name for name in scope if name in found]
+    if not leaving:
+        return
+    disk = found[leaving[0]]
+    is_root = any(view.root() is not None and view.root().target == found[name].target
+                  for name, view in domain.views if name in found)
+    if is_root and domain.running:
+        raise StorageError('DOMAIN_RUNNING', 'disk %s (%s) is the root disk of %s, which is running: shut the domain '
+                                             'down before detaching its root disk' % (disk.target, disk.source_label,
+                                                                                       domain.name))
+    if 'live' in leaving and found['live'].bus not in _domain.HOTPLUG_BUSES:
+        raise StorageError('HOTPLUG_UNSUPPORTED', 'disk %s of running domain %s sits on the %s bus, which cannot '
+                                                  'hot-unplug; shut the domain down or set live: false'
+                           % (found['live'].target, domain.name, found['live'].bus))
+    if 'live' in leaving:
+        live_disk = found['live']
+        plan.add('detach disk %s (%s) from running domain %s' % (live_disk.target, live_disk.source_label,
+                                                                  domain.name),
+                 'detach_live', (domain.name, live_disk.xml, live_disk.target, live_disk.alias, desired.unplug_timeout))
+        plan.predicted['live'] = None
+    if 'config' in leaving:
+        config_disk = found['config']
+        plan.add('detach disk %s (%s) from the definition of %s' % (config_disk.target, config_disk.source_label,
+                                                                     domain.name),
+                 'detach_config', (domain.name, config_disk.xml),
+                 undo=_undo('put disk %s back into the definition of %s' % (config_disk.target, domain.name),
+                            'attach_config', (domain.name, config_disk.xml)))
+        plan.predicted['config'] = None
+
+
+def _undo(description, method, args):
+    return Action(description, method, args)
+
+
+def _identity_checks(desired, domain, source, found):
+    """Target, bus and device of the disk: from what is there, else asked for, else defaults."""
+    for name, disk in found.items():
+        for option, have in (('target', disk.target), ('bus', disk.bus), ('device', disk.device)):
+            wanted = getattr(desired, option)
+            if wanted is not None and wanted != have:
+                raise StorageError('TARGET_MISMATCH', '%s is already attached to %s as %s (%s %s, bus %s, device %s); '
+                                                      'requested %s %s. Detach it first to move it'
+                                   % (source.label, domain.name, disk.target, VIEW_WORDS[name], domain.name, disk.bus,
+                                      disk.device, option, wanted))
+    existing = next(iter(found.values()), None)
+    device = desired.device or (existing.device if existing else 'disk')
+    bus = desired.bus or (existing.bus if existing else None)
+    if bus is None:
+        if desired.target:
+            bus = _domain.BUS_OF_PREFIX[desired.target[:2]]
+        bus = bus or ('scsi' if device == 'lun' else 'virtio')
+    if device == 'lun' and bus != 'scsi':
+        raise StorageError('INVALID_ARGUMENT', 'device: lun needs bus: scsi')
+    if device == 'cdrom' and bus == 'virtio':
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
+    if device == 'lun' and source.kind not in ('block', 'network'):
+        raise StorageError('INVALID_ARGUMENT', 'device: lun needs a block device or an iSCSI LUN; %s is a file'
+                           % source.label)
+    target = desired.target or (existing.target if existing else _domain.free_target(
+        [view for _name, view in domain.views], bus))
+    for name, view in domain.views:
+        other = view.disk_at(target)
+        if other is not None and not source.matches(other):
+            raise StorageError('TARGET_IN_USE', 'target %s of %s %s already holds %s' % (
+                target, VIEW_WORDS[name], domain.name, other.source_label))
+    return target, bus, device
+
+
+def _use_checks(desired, domain, source, users, chain_users, existing):
+    """VOLUME_IN_USE: another domain uses the source (unless shareable there and here), or
+    reads it through a backing chain (unless it is attached read-only here), or writes a
+    file this source is an overlay on."""
+    shareable = desired.shareable if desired.shareable is not None else bool(existing and existing.shareable)
+    readonly = desired.readonly if desired.readonly is not None else bool(existing and existing.readonly)
+    direct = [use for use in users if use.domain != domain.name and use.via is None]
+    chained = [use for use in users if use.via is not None and (use.domain != domain.name or not readonly)]
+    if direct and not (shareable and all(use.shareable for use in direct)):
+        raise StorageError('VOLUME_IN_USE', '%s is already used by %s; a disk can be attached to several domains '
+                                            'only when it is shareable on all of them (shareable: true here and '
+                                            '<shareable/> there)' % (source.label, _uses_text(direct)),
+                           used_by=[use.as_dict() for use in direct])
+    if chained and not readonly:
+        raise StorageError('VOLUME_IN_USE', '%s is the backing file that %s read through their disks; attaching it '
+                                            'writable would corrupt them (readonly: true is safe)'
+                           % (source.label, _uses_text(chained)), used_by=[use.as_dict() for use in chained])
+    writers = [use for use in chain_users if use.via is None and not use.readonly]
+    if writers:
+        raise StorageError('VOLUME_IN_USE', '%s is an overlay on a file that %s write to; its content would change '
+                                            'under this disk' % (source.label, _uses_text(writers)),
+                           used_by=[use.as_dict() for use in writers])
+
+
+def _uses_text(uses):
+    return ', '.join('%s (%s)' % (use.domain, use.target) for use in uses)
+
+
+def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users):
+    target, bus, device = _identity_checks(desired, domain, source, found)
+    existing = found.get('config') or found.get('live')
+    missing = [name for name in scope if name not in found]
+    for name, disk in found.items():
+        if disk.format and disk.format != source.format:
+            raise StorageError('FORMAT_MISMATCH', 'disk %s of %s %s reads %s as %s, but it is %s; detach and attach '
+                                                  'it again deliberately (a disk is never converted silently)'
+                               % (disk.target, VIEW_WORDS[name], domain.name, source.label, disk.format,
+                                  source.format))
+    if 'live' in missing and bus not in _domain.HOTPLUG_BUSES:
+        raise StorageError('HOTPLUG_UNSUPPORTED', 'the %s bus cannot hot-plug a disk into running domain %s; use '
+                                                  'virtio or scsi, or set live: false and attach it at the next start'
+                           % (bus, domain.name))
+    roots = dict((name, view.root()) for name, view in domain.views)
+    is_root = dict((name, root is not None and source.matches(root)) for name, root in roots.items())
+    demote = desired.role == 'data' and any(is_root.values())
+    promote = desired.role == 'root' and not any(is_root.values())
+    if desired.role == 'root':
+        for name, root in roots.items():
+            if root is not None and not source.matches(root):
+                raise StorageError('ROOT_DISK_PRESENT', '%s %s already has a root disk: %s (%s); detach it first'
+                                   % (VIEW_WORDS[name], domain.name, root.target, root.source_label))
+    if (promote or demote) and domain.running:
+        raise StorageError('DOMAIN_RUNNING', 'domain %s is running: %s its root disk only while it is shut off'
+                           % (domain.name, 'attach' if promote else 'detach'))
+    shareable_change = desired.shareable is False and existing is not None and existing.shareable
+    if missing or shareable_change:
+        _use_checks(desired, domain, source, users, chain_users, existing)
+    boot_order = 1 if desired.role == 'root' else desired.boot_order
+    if boot_order is None and existing is not None and not demote:
+        boot_order = existing.boot_order
+    wanted = DiskState(
+        target=target, bus=bus, device=device, type=source.kind, pool=source.pool, volume=source.volume,
+        path=source.path, real_path=source.real_path, network=source.network, format=source.format,
+        readonly=_pick(desired.readonly, existing, 'readonly', device == 'cdrom'),
+        shareable=_pick(desired.shareable, existing, 'shareable', False),
+        serial=_pick(desired.serial, existing, 'serial',
+                     _domain.default_serial(source.identity) if device == 'disk' and source.identity else None),
+        boot_order=boot_order,
+        **dict((name, _pick(getattr(desired, name), existing, name, None)) for name in _domain.DRIVER_ATTRS))
+    if 'config' in scope:
+        _plan_config(plan, desired, domain, found.get('config'), wanted, missing, demote)
+    if 'live' in scope:
+        _plan_live(plan, domain, found.get('live'), wanted, 'config' in scope)
+
+
+def _pick(asked, existing, name, default):
+    if asked is not None:
+        return asked
+    if existing is not None:
+        return getattr(existing, name)
+    return default
+
+
+def _changes(disk, wanted):
+    fields = _domain.TUNABLES + ('format', 'boot_order')
+    return dict((name, getattr(wanted, name)) for name in fields if getattr(disk, name) != getattr(wanted, name))
+
+
+def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
+    view = domain.config
+    orders = view.boot_orders()
+    want = None if demote and desired.boot_order is None else wanted.boot_order
+    wanted = dataclasses.replace(wanted, boot_order=want)
+    others = dict((label, order) for label, order in orders.items() if disk is None or label != disk.target)
+    if want is not None and want in others.values():
+        if desired.role != 'root':
+            holder = next(label for label, order in others.items() if order == want)
+            raise StorageError('INVALID_ARGUMENT', 'boot order %d of domain %s is already %s\'s; choose another '
+                                                   'boot_order' % (want, domain.name, holder))
+        others = dict((label, order + 1) for label, order in others.items())  # the root boots first
+    rewrite = dict(others)
+    if disk is not None and want is not None:
+        rewrite[disk.target] = want
+    if view.legacy_boot:
+        # a new first disk would silently become the <boot dev='hd'> disk: pin the order first
+        moves_root = ('hd' in view.legacy_boot and disk is None and wanted.device == 'disk'
+                      and _domain.insert_position(view, wanted.bus, wanted.target) <= _first_disk(view))
+        current = orders.get(disk.target) if disk is not None else None
+        needed = moves_root or demote or (want is not None and want != current)
+    else:
+        needed = rewrite != orders
+    if needed and view.legacy_boot and not rewrite and want is None:
+        # libvirt boots the first hard disk of a definition that names no boot device at all
+        # (it puts <boot dev='hd'/> back), so there is nothing to pin the boot order to
+        needed = False
+        if demote:
+            raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
+                                                   'boots, and libvirt then boots the first hard disk anyway; attach '
+                                                   'another root disk first' % (disk.target, domain.name))
+        plan.warnings.append('domain %s has no disk yet and boots from its first hard disk (<os><boot dev=\'hd\'>): '
+                             'disk %s becomes its boot disk' % (domain.name, wanted.target))
+    if needed:
+        what = ('convert <os><boot dev> of %s to per-device boot order' if view.legacy_boot
+                else 'renumber the boot order of %s') % domain.name
+        plan.add(what, 'rewrite_boot_order', (domain.name, rewrite),
+                 undo=_undo('restore the definition of %s' % domain.name, 'define', (view.xml,)))
+        after = dict(rewrite)
+        if want is not None:
+            after[wanted.target] = want
+        plan.boot = (_boot_lines(orders, view.legacy_boot), _boot_lines(after, ()))
+        plan.rewrite = rewrite
+    if 'config' in missing:
+        if wanted.bus == 'scsi' and not view.scsi_controllers:
+            controller = _domain.scsi_controller_xml()
+            plan.add('add a virtio-scsi controller to the definition of %s' % domain.name, 'attach_config',
+                     (domain.name, controller),
+                     undo=_undo('remove the virtio-scsi controller from the definition of %s' % domain.name,
+                                'detach_config', (domain.name, controller)))
+        plan.add('attach disk %s (%s) to the definition of %s' % (wanted.target, wanted.source_label, domain.name),
+                 'attach_config', (domain.name, _domain.disk_xml(wanted)),
+                 undo=_undo('detach disk %s from the definition of %s' % (wanted.target, domain.name),
+                            'detach_config', (domain.name, _domain.disk_xml(wanted))))
+        plan.predicted['config'] = wanted
+        return
+    changes = _changes(disk, wanted)
+    changes.pop('boot_order', None)  # the boot order step above does that
+    if changes:
+        plan.add('update disk %s of the definition of %s (%s)' % (disk.target, domain.name, _changes_text(disk, changes)),
+                 'update_config', (domain.name, _domain.update_disk_xml(disk, changes)),
+                 undo=_undo('restore the definition of %s' % domain.name, 'define', (view.xml,)))
+    plan.predicted['config'] = dataclasses.replace(disk, xml='', **dict(
+        (name, getattr(wanted, name)) for name in _domain.TUNABLES + ('format', 'boot_order')))
+
+
+def _first_disk(view):
+    return next((index for index, disk in enumerate(view.disks) if disk.device == 'disk'), len(view.disks))
+
+
+def _boot_lines(orders, legacy):
+    lines = ['%s: %d' % (label, order) for label, order in sorted(orders.items(), key=lambda item: item[1])]
+    if legacy:
+        lines.insert(0, '<os><boot dev>: %s' % ', '.join(legacy))
+    return '\n'.join(lines) + '\n'
+
+
+def _changes_text(disk, changes):
+    return ', '.join('%s: %s -> %s' % (name, _shown(getattr(disk, name)), _shown(value))
+                     for name, value in sorted(changes.items()))
+
+
+def _shown(value):
+    return 'unset' if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _plan_live(plan, domain, disk, wanted, config_in_scope):
+    view = domain.live
+    if disk is None:
+        if wanted.bus == 'scsi' and not view.scsi_controllers:
+            plan.add('add a virtio-scsi controller to running domain %s' % domain.name, 'attach_live',
+                     (domain.name, _domain.scsi_controller_xml()))
+        # a boot order only counts at the next boot, from the definition; the running domain
+        # takes one only where it has per-device boot order and that index is free
+        with_boot = (wanted.boot_order is not None and not view.legacy_boot
+                     and wanted.boot_order not in view.boot_orders().values())
+        plan.add('hot-plug disk %s (%s) into running domain %s' % (wanted.target, wanted.source_label, domain.name),
+                 'attach_live', (domain.name, _domain.disk_xml(wanted, with_boot=with_boot)))
+        plan.predicted['live'] = dataclasses.replace(wanted, boot_order=wanted.boot_order if with_boot else None)
+        return
+    changes = _changes(disk, wanted)
+    changes.pop('boot_order', None)
+    if not changes:
+        return
+    if not config_in_scope:
+        raise StorageError('INVALID_ARGUMENT', 'disk %s of running domain %s cannot change %s while it runs, and '
+                                               'persistent is false; change the definition (persistent: true) and '
+                                               'restart the domain' % (disk.target, domain.name,
+                                                                       ', '.join(sorted(changes))))
+    plan.warnings.append('disk %s of running domain %s keeps %s until the domain restarts (QEMU cannot change them '
+                         'on a running disk); the definition has the new values'
+                         % (disk.target, domain.name, _changes_text(disk, changes)))
+    plan.extra['restart_required'] = True
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+def describe_disk(domain, disks, source=None):
+    """The SPEC's `disk` shape from {view: DiskState} (persistent view first)."""
+    disk = disks.get('config') or disks.get('live')
+    if disk is None:
+        return None
+    view = domain.view('config' if disks.get('config') is not None else 'live')
+    orders = view.boot_orders()
+    root = view.root()
+    order = orders.get(disk.target)
+    key = source.key if source is not None else None
+    pool = disk.pool or (source.pool if source is not None else None)
+    volume = disk.volume or (source.volume if source is not None else None)
+    network = None
+    if disk.network is not None:
+        network = {'protocol': disk.network.protocol, 'name': disk.network.name,
+                   'hosts': [{'name': name, 'port': int(port) if port else None} for name, port in disk.network.hosts]}
+    return {
+        'target': disk.target, 'bus': disk.bus, 'device': disk.device,
+        'source': {'pool': pool, 'volume': volume, 'key': key, 'path': disk.path, 'network': network},
+        'format': disk.format, 'role': 'root' if root is not None and root.target == disk.target else 'data',
+        'bootable': order is not None, 'boot_order': order, 'readonly': disk.readonly, 'shareable': disk.shareable,
+        'serial': disk.serial, 'guest_path': _domain.guest_path(disk),
+        'cache': disk.cache, 'io': disk.io, 'discard': disk.discard, 'detect_zeroes': disk.detect_zeroes,
+        'error_policy': disk.error_policy,
+        'live': disks.get('live') is not None, 'persistent': disks.get('config') is not None,
+    }
+
+
+def _diff_entries(domain_name, before, after, boot=None):
+    entries = []
+    if boot is not None:
+        entries.append({'before_header': '%s: boot order' % domain_name, 'after_header': '%s: boot order' % domain_name,
+                        'before': boot[0], 'after': boot[1]})
+    for name in VIEWS:
+        old, new = before.get(name), after.get(name)
+        if old is None and new is None:
+            continue
+        old_xml = _clean_xml(old) if old is not None else ''
+        new_xml = _clean_xml(new) if new is not None else ''
+        header = '%s (%s): disk %s' % (domain_name, 'definition' if name == 'config' else 'running',
+                                       (new or old).target)
+        entries.append({'before_header': header, 'after_header': header, 'before': old_xml, 'after': new_xml})
+    return entries
+
+
+def _clean_xml(disk):
+    """A disk's XML as diff text: libvirt's own when it has shown it, else the one planned."""
+    if disk.xml:
+        return disk.xml
+    return _domain.disk_xml(disk)
+
+
+# ---------------------------------------------------------------------------------------
+# Observing and applying
+class DiskOps(object):
+    """Reads the domain and its disk sources from libvirt and carries out the planned steps."""
+
+    def __init__(self, client):
+        self.client = client
+        self._domains = {}
+        self._volume_files = {}
+
+    def domain(self, name_or_uuid):
+        found = self.client.lookup_domain(name_or_uuid)
+        if found is None:
+            raise StorageError('DOMAIN_NOT_FOUND', 'domain %r does not exist' % name_or_uuid)
+        self._domains[found.name()] = found
+        return found
+
+    def observe(self, domain):
+        running, persistent, uuid = self.client.domain_state(domain)
+        views = {}
+        for name, wanted, flags in (('config', persistent, libvirt.VIR_DOMAIN_XML_INACTIVE), ('live', running, 0)):
+            xml = self.client.domain_xml(domain, flags) if wanted else None
+            if wanted and xml is None:
+                raise StorageError('DOMAIN_NOT_FOUND', 'domain %s went away while it was read' % domain.name())
+            views[name] = self._with_paths(_domain.parse_view(xml)) if xml is not None else None
+        return ObservedDomain(name=domain.name(), uuid=uuid, running=running, persistent=persistent, **views)
+
+    def _with_paths(self, view):
+        disks = []
+        for disk in view.disks:
+            path = disk.path
+            if disk.type == 'volume' and disk.pool and disk.volume:
+                path = self._volume_file(disk.pool, disk.volume)
+            real = os.path.realpath(path) if path and self.client.is_local and path.startswith('/') else path
+            disks.append(dataclasses.replace(disk, path=path, real_path=real))
+        return dataclasses.replace(view, disks=tuple(disks))
+
+    def _volume_file(self, pool_name, name):
+        if (pool_name, name) not in self._volume_files:
+            path = None
+            pool = self.client.lookup_pool(pool_name)
+            with self.client.errors('read pool %s' % pool_name):
+                active = pool is not None and bool(pool.isActive())
+            volume = self.client.lookup_volume(pool, name) if active else None
+            if volume is not None:
+                with self.client.errors('read volume %s of pool %s' % (name, pool_name)):
+                    path = volume.path()
+            self._volume_files[(pool_name, name)] = path
+        return self._volume_files[(pool_name, name)]
+
+    def source(self, desired):
+        """The DiskSource of `desired`: the volume's own format, key and path."""
+        if desired.pool is not None:
+            pool = self.client.lookup_pool(desired.pool)
+            with self.client.errors('read pool %s' % desired.pool):
+                require_active(desired.pool, bool(pool.isActive()) if pool is not None else None, 'pool')
+            volume = self.client.lookup_volume(pool, desired.volume)
+            if volume is None:
+                raise StorageError('VOLUME_NOT_FOUND', 'volume %r does not exist in pool %r'
+                                   % (desired.volume, desired.pool))
+            return self._volume_source(volume, desired.pool, kind='volume')
+        path = desired.path
+        if not path.startswith('/'):
+            raise StorageError('INVALID_ARGUMENT', 'path must be absolute, not %r' % path)
+        volume = _by_path(self.client, path)
+        if volume is not None:
+            source = self._volume_source(volume, _pool_of(self.client, volume))
+            return dataclasses.replace(source, path=path, kind='block' if source.kind == 'block' else 'file')
+        if not self.client.is_local:
+            raise StorageError('VOLUME_NOT_FOUND', '%s is not a volume of any active pool of %s, and a file on another '
+                                                   'host cannot be looked at from here' % (path, self.client.uri))
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise StorageError('VOLUME_NOT_FOUND', 'path %s cannot be used as a disk: %s' % (path, exc.strerror))
+        if stat.S_ISBLK(mode):
+            return DiskSource(kind='block', format='raw', path=path, real_path=os.path.realpath(path))
+        if not stat.S_ISREG(mode):
+            raise StorageError('INVALID_ARGUMENT', 'path %s is neither a file nor a block device' % path)
+        image = inspect_image(path)
+        return DiskSource(kind='file', format=image.format, path=path, real_path=os.path.realpath(path),
+                          chain=self._chain(path))
+
+    def _volume_source(self, volume, pool_name, kind=None):
+        observed = parse_volume(self.client.volume_xml(volume), pool_name)
+        block = observed.type == 'block'
+        real = os.path.realpath(observed.path) if observed.path and self.client.is_local else observed.path
+        return DiskSource(kind=kind or ('block' if block else 'file'), format=observed.effective_format or 'raw',
+                          pool=pool_name, volume=observed.name, key=observed.key, path=observed.path, real_path=real,
+                          chain=self._chain(observed.path) if observed.backing_path else ())
+
+    def _chain(self, path):
+        if not self.client.is_local:
+            return ()
+        chain, seen = [], set([path])
+        below = backing_file(path)
+        while below is not None and below not in seen:
+            chain.append(below)
+            seen.add(below)
+            below = backing_file(below)
+        return tuple(chain)
+
+    def users(self, source):
+        """(users of the source, users of the files under it), from one pass over every domain."""
+        if source.network is not None:
+            index = UsageIndex.build(self.client)
+            return index.network_users(source.network.protocol, source.network.name), []
+        index = UsageIndex.build(self.client)
+        users = index.users(path=source.path, pool=source.pool, volume=source.volume)
+        if source.real_path and source.real_path != source.path:
+            known = set(use.domain for use in users)
+            users += [use for use in index.users(path=source.real_path) if use.domain not in known]
+        chain_users = [use for path in source.chain for use in index.users(path=path)]
+        return users, chain_users
+
+    # the steps ---------------------------------------------------------------------------
+    def _dom(self, name):
+        return self._domains[name]
+
+    def attach_config(self, domain_name, xml):
+        self.client.attach_device(self._dom(domain_name), xml, live=False)
+
+    def detach_config(self, domain_name, xml):
+        self.client.detach_device(self._dom(domain_name), xml, live=False)
+
+    def update_config(self, domain_name, xml):
+        self.client.update_device(self._dom(domain_name), xml, live=False)
+
+    def attach_live(self, domain_name, xml):
+        self.client.attach_device(self._dom(domain_name), xml, live=True)
+
+    def define(self, xml):
+        self.client.define_domain(xml)
+
+    def rewrite_boot_order(self, domain_name, orders):
+        domain = self._dom(domain_name)
+        current = self.client.domain_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        self.client.define_domain(_domain.rewrite_boot_order(current, orders))
+
+    def detach_live(self, domain_name, xml, target, alias, timeout, poll=0.2):
+        """Ask the guest to release the disk and wait for the device-removed event (checked
+        against the live XML) up to `timeout` seconds; HOTUNPLUG_TIMEOUT when it does not."""
+        domain = self._dom(domain_name)
+        deadline = time.monotonic() + timeout
+        watch = self.client.watch_device_removal(domain)
+        try:
+            self.client.detach_device(domain, xml, live=True)
+            outcome = watch.wait(alias, deadline) if alias else None
+        finally:
+            watch.close()
+        while True:
+            live = self.client.domain_xml(domain, 0)
+            if live is None or _domain.parse_view(live).disk_at(target) is None:
+                return
+            if outcome == 'failed' or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        raise StorageError('HOTUNPLUG_TIMEOUT', 'the guest of %s did not release disk %s within %s s%s; the disk is '
+                                                'still attached to the running domain (the unplug request stays pending: a guest that handles '
+                                                'it later releases the disk) and its definition is unchanged. '
+                                                'A virtio disk is released only by a guest OS that handles the unplug '
+                                                'request: retry later, raise unplug_timeout, or shut the domain down'
+                           % (domain_name, target, _seconds(timeout),
+                              ' (the guest refused the removal)' if outcome == 'failed' else ''))
+
+
+def _seconds(value):
+    return ('%g' % value) if isinstance(value, float) else str(value)
+
+
+def run_vm_disk_module(module):
+    """vm_disk's main flow: observe, plan, apply (unless check mode), report. Runs that
+    change the disks of one domain take turns on this host."""
+    desired = desired_from_params(module.params)
+    client = module.client(events=True)
+    ops = DiskOps(client)
+    domain = ops.domain(desired.domain)
+    with host_lock('the disks of domain %s' % domain.name(), (client.uri, 'domain', domain.UUIDString())):
+        observed = ops.observe(domain)
+        source = ops.source(desired)
+        users, chain_users = ops.users(source) if desired.state == 'present' else ([], [])
+        plan = plan_disk(desired, observed, source, users, chain_users)
+        before = find_disks(observed, source)
+        module.apply(plan, ops)
+        if module.check_mode:
+            after, view_domain = plan.predicted, _predicted_domain(observed, before, plan)
+        else:
+            view_domain = ops.observe(domain) if plan.changed else observed
+            after = find_disks(view_domain, source)
+        plan.diff = _diff_entries(observed.name, before, after, plan.boot) if plan.changed else []
+        module.exit_plan(plan, disk=describe_disk(view_domain, after, source))
+
+
+def _predicted_domain(observed, before, plan):
+    """The observed domain as check mode expects it after the plan: the disk in its place in
+    each view, and the definition's boot order rewritten when the plan does that."""
+    views = {}
+    for name, view in observed.views:
+        old, new = before.get(name), plan.predicted.get(name)
+        disks = list(view.disks)
+        if old is not None:
+            index = disks.index(old)
+            disks[index:index + 1] = [new] if new is not None else []
+        elif new is not None:
+            disks.append(new)
+        legacy, device_boot = view.legacy_boot, view.device_boot
+        if name == 'config' and plan.rewrite is not None:
+            targets = set(disk.target for disk in disks)
+            disks = [disk if disk is new else dataclasses.replace(disk, boot_order=plan.rewrite.get(disk.target))
+                     for disk in disks]
+            legacy = ()
+            device_boot = tuple((label, order) for label, order in plan.rewrite.items() if label not in targets)
+        views[name] = dataclasses.replace(view, disks=tuple(disks), legacy_boot=legacy, device_boot=device_boot)
+    return dataclasses.replace(observed, **views)
+
+
+# ---------------------------------------------------------------------------------------
+# vm_disk_info
+def list_disks(client, domain_name):
+    """(disks, root, domain facts) of vm_disk_info: both views merged by source."""
+    ops = DiskOps(client)
+    domain = ops.domain(domain_name)
+    observed = ops.observe(domain)
+    merged = []
+    for name, view in observed.views:
+        for disk in view.disks:
+            entry = next((item for item in merged if _same_disk(item.get(_other(name)), disk)), None)
+            if entry is None or name in entry:
+                entry = {}
+                merged.append(entry)
+            entry[name] = disk
+    disks = []
+    for entry in merged:
+        source = _known_source(client, entry.get('config') or entry.get('live'))
+        described = describe_disk(observed, entry, source)
+        described['drift'] = _drift(observed, entry)
+        disks.append(described)
+    disks.sort(key=lambda item: (item['target'] or ''))
+    root_view = observed.config or observed.live
+    root = root_view.root() if root_view is not None else None
+    facts = {'name': observed.name, 'uuid': observed.uuid, 'running': observed.running,
+             'persistent': observed.persistent}
+    return disks, root.target if root is not None else None, facts
+
+
+def _other(name):
+    return 'live' if name == 'config' else 'config'
+
+
+def _same_disk(one, other):
+    if one is None:
+        return False
+    if one.network is not None or other.network is not None:
+        return one.network is not None and other.network is not None and (
+            one.network.protocol, one.network.name) == (other.network.protocol, other.network.name)
+    if one.pool and one.volume and (one.pool, one.volume) == (other.pool, other.volume):
+        return True
+    if one.real_path or other.real_path:
+        return bool(one.real_path) and one.real_path == other.real_path
+    return one.target == other.target  # empty cdroms and the like: the same slot
+
+
+def _known_source(client, disk):
+    """The volume behind a disk, when it is one: key and pool/name for the result."""
+    volume = None
+    if disk.type == 'volume' and disk.pool and disk.volume:
+        pool = client.lookup_pool(disk.pool)
+        volume = client.lookup_volume(pool, disk.volume) if pool is not None and pool.isActive() else None
+    elif disk.path:
+        volume = _by_path(client, disk.path)
+    if volume is None:
+        return None
+    pool_name = disk.pool if disk.type == 'volume' else _pool_of(client, volume)
+    observed = parse_volume(client.volume_xml(volume), pool_name)
+    return DiskSource(kind='volume', format=observed.effective_format or 'raw', pool=pool_name, volume=observed.name,
+                      key=observed.key, path=observed.path)
+
+
+def _drift(observed, entry):
+    """The fields in which the running domain differs from its definition."""
+    if not observed.running or not observed.persistent:
+        return []
+    config, live = entry.get('config'), entry.get('live')
+    if config is None:
+        return ['only in the running domain']
+    if live is None:
+        return ['only in the definition']
+    fields = ('target', 'bus', 'device', 'format') + _domain.TUNABLES
+    drift = [name for name in fields if getattr(config, name) != getattr(live, name)]
+    config_order = observed.config.boot_orders().get(config.target)
+    live_order = observed.live.boot_orders().get(live.target)
+    if config_order != live_order:
+        drift.append('boot_order')
+    return drift
+
+
+def run_vm_disk_info_module(module):
+    disks, root, facts = list_disks(module.client(), module.params['domain'])
+    module.exit_info(disks=disks, root=root, domain=facts)
