@@ -399,27 +399,36 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
                                                    'another root disk first' % (disk.target, domain.name))
         plan.warnings.append('domain %s has no disk yet and boots from its first hard disk (<os><boot dev=\'hd\'>): '
                              'disk %s becomes its boot disk' % (domain.name, wanted.target))
+    restore = _undo('restore the definition of %s' % domain.name, 'define', (view.xml,))
     if needed:
-        what = ('convert <os><boot dev> of %s to per-device boot order' if view.legacy_boot
-                else 'renumber the boot order of %s') % domain.name
-        plan.add(what, 'rewrite_boot_order', (domain.name, rewrite),
-                 undo=_undo('restore the definition of %s' % domain.name, 'define', (view.xml,)))
+        how = 'converting its <os><boot dev> to per-device boot order' if view.legacy_boot else \
+            'renumbering its boot order'
         after = dict(rewrite)
         if want is not None:
             after[wanted.target] = want
         plan.boot = (_boot_lines(orders, view.legacy_boot), _boot_lines(after, ()))
         plan.rewrite = rewrite
+    if 'config' in missing and wanted.bus == 'scsi' and not view.scsi_controllers:
+        controller = _domain.scsi_controller_xml()
+        plan.add('add a virtio-scsi controller to the definition of %s' % domain.name, 'attach_config',
+                 (domain.name, controller),
+                 undo=_undo('remove the virtio-scsi controller from the definition of %s' % domain.name,
+                            'detach_config', (domain.name, controller)))
+    if 'config' in missing and needed:
+        # one change: libvirt would put <boot dev='hd'/> back into a definition left without any boot order
+        plan.add('attach disk %s (%s) to the definition of %s, %s' % (wanted.target, wanted.source_label, domain.name,
+                                                                       how),
+                 'rewrite_boot_order', (domain.name, rewrite, _domain.disk_xml(wanted)), undo=restore)
+    elif needed:
+        plan.add(('convert <os><boot dev> of %s to per-device boot order' if view.legacy_boot
+                  else 'renumber the boot order of %s') % domain.name,
+                 'rewrite_boot_order', (domain.name, rewrite), undo=restore)
     if 'config' in missing:
-        if wanted.bus == 'scsi' and not view.scsi_controllers:
-            controller = _domain.scsi_controller_xml()
-            plan.add('add a virtio-scsi controller to the definition of %s' % domain.name, 'attach_config',
-                     (domain.name, controller),
-                     undo=_undo('remove the virtio-scsi controller from the definition of %s' % domain.name,
-                                'detach_config', (domain.name, controller)))
-        plan.add('attach disk %s (%s) to the definition of %s' % (wanted.target, wanted.source_label, domain.name),
-                 'attach_config', (domain.name, _domain.disk_xml(wanted)),
-                 undo=_undo('detach disk %s from the definition of %s' % (wanted.target, domain.name),
-                            'detach_config', (domain.name, _domain.disk_xml(wanted))))
+        if not needed:
+            plan.add('attach disk %s (%s) to the definition of %s' % (wanted.target, wanted.source_label, domain.name),
+                     'attach_config', (domain.name, _domain.disk_xml(wanted)),
+                     undo=_undo('detach disk %s from the definition of %s' % (wanted.target, domain.name),
+                                'detach_config', (domain.name, _domain.disk_xml(wanted))))
         plan.predicted['config'] = wanted
         return
     changes = _changes(disk, wanted)
@@ -427,7 +436,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
     if changes:
         plan.add('update disk %s of the definition of %s (%s)' % (disk.target, domain.name, _changes_text(disk, changes)),
                  'update_config', (domain.name, _domain.update_disk_xml(disk, changes)),
-                 undo=_undo('restore the definition of %s' % domain.name, 'define', (view.xml,)))
+                 undo=restore)
     plan.predicted['config'] = dataclasses.replace(disk, xml='', **dict(
         (name, getattr(wanted, name)) for name in _domain.TUNABLES + ('format', 'boot_order')))
 
@@ -669,10 +678,10 @@ class DiskOps(object):
     def define(self, xml):
         self.client.define_domain(xml)
 
-    def rewrite_boot_order(self, domain_name, orders):
+    def rewrite_boot_order(self, domain_name, orders, new_disk_xml=None):
         domain = self._dom(domain_name)
         current = self.client.domain_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE)
-        self.client.define_domain(_domain.rewrite_boot_order(current, orders))
+        self.client.define_domain(_domain.rewrite_boot_order(current, orders, new_disk_xml))
 
     def detach_live(self, domain_name, xml, target, alias, timeout, poll=0.2):
         """Ask the guest to release the disk and wait for the device-removed event (checked

@@ -322,13 +322,24 @@ def _set_boot(element, order):
     boot.set('order', str(order))
 
 
-def rewrite_boot_order(domain_xml, orders):
+def rewrite_boot_order(domain_xml, orders, new_disk_xml=None):
     """The definition with <os><boot dev> removed and exactly `orders` ({label: order},
-    labels as DomainView.boot_orders() gives them) as per-device boot orders."""
+    labels as DomainView.boot_orders() gives them) as per-device boot orders; with
+    `new_disk_xml`, that disk added after the others in the same change (a definition left
+    with no boot order at all would get <boot dev='hd'/> back from libvirt)."""
     root = _xml.parse(domain_xml, 'domain XML')
     for boot in root.findall('os/boot'):
         boot.getparent().remove(boot)
     devices = root.find('devices')
+    if devices is None:
+        devices = _xml.sub(root, 'devices')
+    if new_disk_xml is not None:
+        disks = devices.findall('disk')
+        new_disk = _xml.parse(new_disk_xml, 'disk XML')
+        if disks:
+            disks[-1].addnext(new_disk)
+        else:
+            devices.insert(len(devices.findall('emulator')), new_disk)
     labelled = [(_xml.attr_of(disk, 'target', 'dev'), disk) for disk in devices.findall('disk')]
     for label, element in labelled + list(_other_devices(devices)):
         if label in orders or element.find('boot') is not None:

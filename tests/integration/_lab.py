@@ -102,9 +102,10 @@ class Names(object):
     def cleanup(self):
         for dom in self.conn.listAllDomains(0):
             if dom.name().startswith(self.prefix):
+                persistent = dom.isPersistent()  # a transient domain is gone once destroyed
                 if dom.isActive():
                     dom.destroy()
-                if dom.isPersistent():
+                if persistent:
                     dom.undefine()
         for pool in self.conn.listAllStoragePools(0):
             if pool.name().startswith(self.prefix):
