@@ -218,22 +218,22 @@ def _plan_detach(plan, desired, domain, scope, found):
                   for name, view in domain.views if name in found)
     if is_root and domain.running:
         raise StorageError('DOMAIN_RUNNING', 'disk %s (%s) is the root disk of %s, which is running: shut the domain '
-                                             'down before detaching its root disk' % (disk.target, disk.source_label,
-                                                                                       domain.name))
+                                             'down before detaching its root disk'
+                           % (disk.target, disk.source_label, domain.name))
     if 'live' in leaving and found['live'].bus not in _domain.HOTPLUG_BUSES:
         raise StorageError('HOTPLUG_UNSUPPORTED', 'disk %s of running domain %s sits on the %s bus, which cannot '
                                                   'hot-unplug; shut the domain down or set live: false'
                            % (found['live'].target, domain.name, found['live'].bus))
     if 'live' in leaving:
         live_disk = found['live']
-        plan.add('detach disk %s (%s) from running domain %s' % (live_disk.target, live_disk.source_label,
-                                                                  domain.name),
+        plan.add('detach disk %s (%s) from running domain %s'
+                 % (live_disk.target, live_disk.source_label, domain.name),
                  'detach_live', (domain.name, live_disk.xml, live_disk.target, live_disk.alias, desired.unplug_timeout))
         plan.predicted['live'] = None
     if 'config' in leaving:
         config_disk = found['config']
-        plan.add('detach disk %s (%s) from the definition of %s' % (config_disk.target, config_disk.source_label,
-                                                                     domain.name),
+        plan.add('detach disk %s (%s) from the definition of %s'
+                 % (config_disk.target, config_disk.source_label, domain.name),
                  'detach_config', (domain.name, config_disk.xml),
                  undo=_undo('put disk %s back into the definition of %s' % (config_disk.target, domain.name),
                             'attach_config', (domain.name, config_disk.xml)))
@@ -416,8 +416,8 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
                             'detach_config', (domain.name, controller)))
     if 'config' in missing and needed:
         # one change: libvirt would put <boot dev='hd'/> back into a definition left without any boot order
-        plan.add('attach disk %s (%s) to the definition of %s, %s' % (wanted.target, wanted.source_label, domain.name,
-                                                                       how),
+        plan.add('attach disk %s (%s) to the definition of %s, %s'
+                 % (wanted.target, wanted.source_label, domain.name, how),
                  'rewrite_boot_order', (domain.name, rewrite, _domain.disk_xml(wanted)), undo=restore)
     elif needed:
         plan.add(('convert <os><boot dev> of %s to per-device boot order' if view.legacy_boot

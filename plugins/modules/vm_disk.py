@@ -27,8 +27,8 @@ description:
     disk stays after a restart. The definition is changed first; the running domain last, and a
     failure there undoes the definition steps.
   - Hot-plug works on the V(virtio), V(scsi) and V(usb) buses. O(bus=scsi) adds a virtio-scsi
-    controller when the domain has no SCSI controller. V(sata) and V(ide) cannot hot-plug:
-    C(HOTPLUG_UNSUPPORTED) on a running domain (use O(live=false) to change only the definition).
+    controller when the domain has no SCSI controller. V(sata) and V(ide) cannot hot-plug, which
+    gives C(HOTPLUG_UNSUPPORTED) on a running domain (use O(live=false) to change only the definition).
   - Hot-unplug waits for the guest to let go of the disk (libvirt's device-removed event, confirmed by
     the running domain's XML) for up to O(unplug_timeout) seconds. A guest that does not release it
     gives C(HOTUNPLUG_TIMEOUT) and the definition is left unchanged. A virtio disk is released only by
@@ -159,11 +159,12 @@ options:
         (C(INVALID_ARGUMENT) when it is shut off) and changes it; V(false) leaves the running domain alone
         (the disk appears or goes at its next start).
     type: raw
+    default: auto
   persistent:
     description:
       - Change the domain's definition, so the change survives a restart. Set V(false) for a running
-        domain's disk that must go away when it stops. A transient domain has no definition: there this
-        must be V(false) to attach.
+        domain's disk that must go away when it stops. A transient domain has no definition, so attaching
+        to one needs V(false).
     type: bool
     default: true
   unplug_timeout:

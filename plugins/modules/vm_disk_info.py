@@ -15,7 +15,7 @@ description:
     domain's disks and its definition's merged by source.
   - A disk that is only in the running domain, only in the definition, or whose settings differ between
     the two (hot-plugged with O(virtops.storage.vm_disk#module:live=true) only, or changed in the definition while it runs)
-    is flagged in RV(disks[].drift).
+    is flagged in the C(drift) field of its entry in RV(disks).
   - RV(root) names the disk the domain boots from first.
 author:
   - virtops.storage contributors (@virtops)
