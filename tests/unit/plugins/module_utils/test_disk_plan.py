@@ -89,7 +89,19 @@ def resolved(view):
     return dataclasses.replace(view, disks=tuple(disks))
 
 
+def _boot_default(xml):
+    """libvirt's post-parse rule (virDomainDefPostParseBoot): a definition that names no boot
+    device at all, neither <os><boot dev> nor a per-device <boot order>, boots from 'hd'."""
+    root = _xml.parse(xml)
+    if root.find('os/boot') is None and root.find('devices/*/boot') is None:
+        _xml.sub(root.find('os'), 'boot', {'dev': 'hd'})
+    return _xml.to_string(root)
+
+
 def from_xml(config_xml=None, live_xml=None):
+    """The domain as DiskOps.observe reads it from libvirt."""
+    config_xml = _boot_default(config_xml) if config_xml is not None else None
+    live_xml = _boot_default(live_xml) if live_xml is not None else None
     return _disk.ObservedDomain(
         name='vm1', uuid=UUID, running=live_xml is not None, persistent=config_xml is not None,
         config=resolved(_domain.parse_view(config_xml)) if config_xml is not None else None,
@@ -149,8 +161,8 @@ def applied(domain, steps):
             config = _add_device(config, action.args[1])
         elif action.method == 'attach_live':
             live = _add_device(live, action.args[1])
-        elif action.method == 'rewrite_boot_order':
-            config = _domain.rewrite_boot_order(config, action.args[1])
+        elif action.method == 'rewrite_boot_order':  # as DiskOps.rewrite_boot_order does
+            config = _domain.rewrite_boot_order(config, *action.args[1:])
         elif action.method == 'update_config':
             config = _replace_disk(config, action.args[1])
         elif action.method == 'detach_config':
@@ -205,6 +217,16 @@ def tree(action):
 
 def disk_of(action):
     return _domain.parse_disk(tree(action))
+
+
+def added(steps):
+    """The <disk> the plan adds to the definition: alone, or in the same change as a boot order rewrite."""
+    for action in steps.actions:
+        if action.method == 'rewrite_boot_order' and len(action.args) > 2:
+            return _domain.parse_disk(_xml.parse(action.args[2]))
+        if action.method == 'attach_config' and tree(action).tag == 'disk':
+            return disk_of(action)
+    return None
 
 
 # a shut-off and a running domain with a root disk (per-device boot order)
@@ -324,7 +346,7 @@ def test_new_disk_on_a_shut_off_domain():
     assert element.findtext('serial') == _domain.default_serial(DATA.key)
     assert element.find('boot') is None and element.find('readonly') is None and element.find('shareable') is None
     assert attach.undo.method == 'detach_config' and attach.undo.args == attach.args
-    assert steps.predicted['config'].target == 'vdb' and steps.predicted['live'] is None
+    assert list(steps.predicted) == ['config'] and steps.predicted['config'].target == 'vdb'
     assert steps.rewrite is None and steps.boot is None and steps.warnings == [] and steps.changed
 
 
