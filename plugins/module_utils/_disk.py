@@ -38,7 +38,7 @@ VIEW_WORDS = {'config': 'the definition of', 'live': 'the running domain'}
 class DiskSource:
     """What a disk reads: a pool volume, a file or block device, or a network LUN."""
     kind: str  # 'volume' (pool+volume asked for), 'file', 'block', 'network'
-    format: str
+    format: Optional[str]  # None only for a detach whose volume is gone
     pool: Optional[str] = None
     volume: Optional[str] = None
     key: Optional[str] = None
@@ -595,7 +595,19 @@ class DiskOps(object):
         return self._volume_files[(pool_name, name)]
 
     def source(self, desired):
-        """The DiskSource of `desired`: the volume's own format, key and path."""
+        """The DiskSource of `desired`: the volume's own format, key and path. A detach also
+        finds disks whose volume, pool or file is gone: by the names they are attached by."""
+        try:
+            return self._source(desired)
+        except StorageError as err:
+            if desired.state != 'absent' or err.code not in ('VOLUME_NOT_FOUND', 'POOL_NOT_FOUND', 'POOL_INACTIVE'):
+                raise
+        path = desired.path
+        real = os.path.realpath(path) if path and self.client.is_local else path
+        return DiskSource(kind='volume' if desired.pool else 'file', format=None, pool=desired.pool,
+                          volume=desired.volume, path=path, real_path=real)
+
+    def _source(self, desired):
         if desired.pool is not None:
             pool = self.client.lookup_pool(desired.pool)
             with self.client.errors('read pool %s' % desired.pool):
@@ -691,16 +703,18 @@ class DiskOps(object):
         watch = self.client.watch_device_removal(domain)
         try:
             self.client.detach_device(domain, xml, live=True)
-            outcome = watch.wait(alias, deadline) if alias else None
+            while True:
+                # the event wakes this at once; the slices catch a removal whose event was missed
+                outcome = watch.wait(alias, min(deadline, time.monotonic() + 0.5)) if alias else None
+                live = self.client.domain_xml(domain, 0)
+                if live is None or _domain.parse_view(live).disk_at(target) is None:
+                    return
+                if outcome == 'failed' or time.monotonic() >= deadline:
+                    break
+                if outcome == 'removed' or not alias:
+                    time.sleep(poll)  # the event came before the XML caught up
         finally:
             watch.close()
-        while True:
-            live = self.client.domain_xml(domain, 0)
-            if live is None or _domain.parse_view(live).disk_at(target) is None:
-                return
-            if outcome == 'failed' or time.monotonic() >= deadline:
-                break
-            time.sleep(poll)
         raise StorageError('HOTUNPLUG_TIMEOUT', 'the guest of %s did not release disk %s within %s s%s; the disk is '
                                                 'still attached to the running domain (the unplug request stays pending: a guest that handles '
                                                 'it later releases the disk) and its definition is unchanged. '

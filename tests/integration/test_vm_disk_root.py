@@ -136,15 +136,15 @@ def converge(run, conn, args, verify=None):
     assert not applied.failed, applied.result
     assert applied.changed
     assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
+    assert domain_xmls(conn, name) != before, 'the run changed nothing in libvirt'
+    if verify is not None:
+        verify(applied)
     predicted, real = checked['disk'], applied['disk']
     assert (predicted is None) == (real is None), (predicted, real)
     if real is not None:
         for field in PREDICTED_FIELDS:
             assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
                 field, predicted[field], real[field])
-    assert domain_xmls(conn, name) != before, 'the run changed nothing in libvirt'
-    if verify is not None:
-        verify(applied)
     after = domain_xmls(conn, name)
     again = run('vm_disk', args)
     assert not again.failed, again.result
@@ -169,6 +169,11 @@ def refused(run, conn, args, code):
     assert not result.changed
     assert domain_xmls(conn, name) == before, 'a refused run changed the domain'
     return result
+
+
+def role_of(disk):
+    """(role, bootable, boot_order) of a `disk` result."""
+    return disk['role'], disk['bootable'], disk['boot_order']
 
 
 def converts(actions):
@@ -201,13 +206,13 @@ def test_root_on_a_shut_off_domain_without_disks(run, conn, names):
                 'volume', pool, 'root.qcow2')
             assert disk.find('driver').get('type') == 'qcow2'
         assert_both_views(conn, name, check)
-        assert (applied['disk']['role'], applied['disk']['bootable'], applied['disk']['boot_order']) == ('root', True, 1)
+        assert role_of(applied['disk']) == ('root', True, 1)
 
     checked, _applied = converge(run, conn, args, verify)
     assert checked['disk']['target'] == 'vda'
     root, disks = disk_info(run, name)
     assert root == 'vda'
-    assert (disks['vda']['role'], disks['vda']['bootable'], disks['vda']['boot_order']) == ('root', True, 1)
+    assert role_of(disks['vda']) == ('root', True, 1)
     assert disks['vda']['source']['volume'] == 'root.qcow2' and disks['vda']['format'] == 'qcow2'
     assert disks['hdc']['role'] == 'data'
 
@@ -223,12 +228,13 @@ def test_root_next_to_a_data_disk_with_a_boot_order(run, conn, names):
     def verify(applied):
         assert both_views(conn, name, disk_boot) == twice({'vda': 1, 'vdb': 2})
         assert both_views(conn, name, os_boot) == twice([])
+        assert role_of(applied['disk']) == ('root', True, 1)
 
     converge(run, conn, args, verify)
     root, disks = disk_info(run, name)
     assert root == 'vda'
-    assert (disks['vda']['role'], disks['vda']['bootable'], disks['vda']['boot_order']) == ('root', True, 1)
-    assert (disks['vdb']['role'], disks['vdb']['bootable'], disks['vdb']['boot_order']) == ('data', True, 2)
+    assert role_of(disks['vda']) == ('root', True, 1)
+    assert role_of(disks['vdb']) == ('data', True, 2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,6 +255,7 @@ def test_root_converts_legacy_boot_order_keeping_the_others_order(run, conn, nam
             assert os_boot(xml) == [], xml
             assert disk_boot(xml) == {'vda': 1, 'hdc': 2, 'vdb': 3}, xml
         assert_both_views(conn, name, check)
+        assert role_of(applied['disk']) == ('root', True, 1)
 
     checked, applied = converge(run, conn, args, verify)
     assert converts(checked['actions'])
@@ -263,9 +270,8 @@ def test_root_converts_legacy_boot_order_keeping_the_others_order(run, conn, nam
         assert etree.fromstring(disk_entry['after']).find('boot').get('order') == '1'
     root, disks = disk_info(run, name)
     assert root == 'vda'
-    assert [(target, disks[target]['role'], disks[target]['bootable'], disks[target]['boot_order'])
-            for target in ('vda', 'hdc', 'vdb')] == [('vda', 'root', True, 1), ('hdc', 'data', True, 2),
-                                                     ('vdb', 'data', True, 3)]
+    assert [role_of(disks[target]) for target in ('vda', 'hdc', 'vdb')] == [
+        ('root', True, 1), ('data', True, 2), ('data', True, 3)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,15 +368,14 @@ def test_a_new_first_disk_does_not_steal_the_boot_from_a_legacy_root(run, conn, 
             assert [disk.find('target').get('dev') for disk in etree.fromstring(xml).findall('devices/disk')] == [
                 'vda', 'vdb'], 'libvirt puts vda first: only the boot order keeps vdb the boot disk'
         assert_both_views(conn, name, check)
-        assert (applied['disk']['role'], applied['disk']['bootable'], applied['disk']['boot_order']) == (
-            'data', False, None)
+        assert role_of(applied['disk']) == ('data', False, None)
 
     checked, _applied = converge(run, conn, args, verify)
     assert converts(checked['actions'])
     root, disks = disk_info(run, name)
     assert root == 'vdb'
-    assert (disks['vdb']['role'], disks['vdb']['boot_order']) == ('root', 1)
-    assert (disks['vda']['role'], disks['vda']['bootable']) == ('data', False)
+    assert role_of(disks['vdb']) == ('root', True, 1)
+    assert role_of(disks['vda']) == ('data', False, None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,11 +392,12 @@ def test_data_disk_boot_order_and_a_taken_order(run, conn, names):
             assert disk_boot(xml) == {'vda': 1, 'vdb': 2, 'hdc': 3}, xml
             assert os_boot(xml) == []
         assert_both_views(conn, name, check)
+        assert role_of(applied['disk']) == ('data', True, 2)
 
     converge(run, conn, args, verify)
     root, disks = disk_info(run, name)
     assert root == 'vda'
-    assert (disks['vdb']['role'], disks['vdb']['bootable'], disks['vdb']['boot_order']) == ('data', True, 2)
+    assert role_of(disks['vdb']) == ('data', True, 2)
     for order, holder in ((2, 'vdb'), (3, 'hdc')):
         result = refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': order},
                          'INVALID_ARGUMENT')
@@ -413,6 +419,7 @@ def test_data_disk_boot_order_converts_a_legacy_definition(run, conn, names):
             assert os_boot(xml) == [], xml
             assert disk_boot(xml) == {'vda': 1, 'vdb': 2}, xml
         assert_both_views(conn, name, check)
+        assert role_of(applied['disk']) == ('data', True, 2)
 
     converge(run, conn, args, verify)
     root, disks = disk_info(run, name)
@@ -449,13 +456,12 @@ def test_demoting_the_root_disk(run, conn, names):
             assert disk_boot(xml) == {'vda': None, 'hdc': 2}, xml
             assert os_boot(xml) == [], 'the cdrom boots, nothing else'
         assert_both_views(conn, name, check)
-        assert (applied['disk']['role'], applied['disk']['bootable'], applied['disk']['boot_order']) == (
-            'data', False, None)
+        assert role_of(applied['disk']) == ('data', False, None)
 
     converge(run, conn, args, verify)
     root, disks = disk_info(run, name)
     assert root is None
-    assert (disks['vda']['role'], disks['vda']['bootable'], disks['vda']['boot_order']) == ('data', False, None)
+    assert role_of(disks['vda']) == ('data', False, None)
     assert (disks['hdc']['bootable'], disks['hdc']['boot_order']) == (True, 2)
 
 
@@ -471,6 +477,7 @@ def test_demoting_a_legacy_root_disk(run, conn, names):
             assert os_boot(xml) == [], xml
             assert disk_boot(xml) == {'vda': None, 'hdc': 2}, xml
         assert_both_views(conn, name, check)
+        assert role_of(applied['disk']) == ('data', False, None)
 
     converge(run, conn, args, verify)
     root, disks = disk_info(run, name)

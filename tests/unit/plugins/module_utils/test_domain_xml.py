@@ -215,6 +215,19 @@ def test_rewrite_boot_order_sets_exactly_the_orders_given():
     assert _xml.parse(text).find('devices/interface/boot').attrib == {'order': '4'}
 
 
+def test_rewrite_boot_order_adds_a_new_disk_in_the_same_change():
+    new = _domain.disk_xml(DiskState('vda', 'virtio', type='file', path='/a', format='raw', boot_order=1))
+    xml = domain_xml([disk('vdb', path='/b'), disk('sda', 'sata', 'cdrom'), interface()], boot=['cdrom', 'hd'])
+    after = _domain.parse_view(_domain.rewrite_boot_order(xml, {'vda': 1, 'sda': 2, 'vdb': 3}, new))
+    assert [item.target for item in after.disks] == ['vdb', 'sda', 'vda'], 'after the disks already there'
+    assert after.legacy_boot == () and after.boot_orders() == {'vda': 1, 'sda': 2, 'vdb': 3}
+    diskless = _domain.rewrite_boot_order(domain_xml([interface()], boot=['hd']), {'vda': 1}, new)
+    assert [child.tag for child in _xml.parse(diskless).find('devices')] == ['emulator', 'disk', 'interface']
+    assert _domain.parse_view(diskless).boot_orders() == {'vda': 1}
+    bare = _domain.rewrite_boot_order("<domain type='kvm'><name>x</name><os><boot dev='hd'/></os></domain>", {'vda': 1}, new)
+    assert _domain.parse_view(bare).boot_orders() == {'vda': 1} and _domain.parse_view(bare).root().target == 'vda'
+
+
 # target names --------------------------------------------------------------------------------
 @pytest.mark.parametrize('name, index', [
     ('vda', 0), ('vdz', 25), ('vdaa', 26), ('vdaz', 51), ('vdba', 52), ('vdzz', 701), ('vdaaa', 702),
