@@ -31,6 +31,7 @@ from ansible_collections.virtops.storage.plugins.module_utils._volume import (
     _by_path, _pool_of, parse_volume, require_active)
 
 VIEWS = ('config', 'live')
+MAX_UNPLUG_TIMEOUT = 24 * 3600  # NaN and infinity fail this too
 VIEW_WORDS = {'config': 'the definition of', 'live': 'the running domain'}
 
 
@@ -46,6 +47,7 @@ class DiskSource:
     real_path: Optional[str] = None
     network: Optional[_domain.NetworkSource] = None
     chain: tuple = ()  # the backing files under it (read from the image headers)
+    block: bool = False  # a block device (or a LUN volume): what device: lun needs
 
     @property
     def identity(self):
@@ -108,6 +110,7 @@ class DesiredDisk:
     discard: Optional[str] = None
     detect_zeroes: Optional[str] = None
     error_policy: Optional[str] = None
+    format: Optional[str] = None
     live: str = 'auto'
     persistent: bool = True
     unplug_timeout: float = 30
@@ -115,6 +118,11 @@ class DesiredDisk:
 
 LIVE_CHOICES = {'auto': 'auto', 'true': 'true', 'yes': 'true', 'on': 'true', '1': 'true',
                 'false': 'false', 'no': 'false', 'off': 'false', '0': 'false'}
+
+
+def driver_format(volume_format):
+    """The driver type QEMU opens a volume format with: an ISO image is read as raw."""
+    return 'raw' if volume_format == 'iso' else volume_format
 
 
 def desired_from_params(params):
@@ -138,8 +146,9 @@ def desired_from_params(params):
         if desired.bus is not None and _domain.TARGET_PREFIX[desired.bus] != prefix:
             raise StorageError('INVALID_ARGUMENT', 'target %s does not fit bus %s (whose disks are named %sX)'
                                % (desired.target, desired.bus, _domain.TARGET_PREFIX[desired.bus]))
-    if desired.serial is not None and not _domain.SERIAL_RE.match(desired.serial):
-        raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, spaces and _ . + -'
+    if desired.serial is not None and (not _domain.SERIAL_RE.match(desired.serial)
+                                       or desired.serial != desired.serial.strip()):
+        raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, inner spaces and _ . + -'
                            % desired.serial)
     if desired.boot_order is not None and desired.boot_order < 1:
         raise StorageError('INVALID_ARGUMENT', 'boot_order must be 1 or more')
@@ -148,12 +157,15 @@ def desired_from_params(params):
                                                'with role: root')
     if desired.role == 'data' and desired.boot_order == 1:
         raise StorageError('INVALID_ARGUMENT', 'boot_order 1 belongs to the root disk; use role: root')
+    if desired.boot_order == 1:
+        desired.role = 'root'  # the SPEC's root disk is the one with boot order 1, with all its rules
     if desired.device == 'lun' and desired.bus not in (None, 'scsi'):
         raise StorageError('INVALID_ARGUMENT', "device: lun passes SCSI commands through and needs bus: scsi")
     if desired.device == 'cdrom' and desired.bus == 'virtio':
         raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
-    if desired.unplug_timeout is not None and desired.unplug_timeout < 0:
-        raise StorageError('INVALID_ARGUMENT', 'unplug_timeout must not be negative')
+    if desired.unplug_timeout is not None and not 0 <= desired.unplug_timeout <= MAX_UNPLUG_TIMEOUT:
+        raise StorageError('INVALID_ARGUMENT', 'unplug_timeout must be a number of seconds from 0 to %d'
+                           % MAX_UNPLUG_TIMEOUT)
     return desired
 
 
@@ -214,6 +226,13 @@ def _plan_detach(plan, desired, domain, scope, found):
     if not leaving:
         return
     disk = found[leaving[0]]
+    for option, have in (('target', disk.target), ('bus', disk.bus), ('device', disk.device)):
+        wanted = getattr(desired, option)
+        if wanted is not None and wanted != have:
+            raise StorageError('TARGET_MISMATCH', '%s is attached to %s as %s (bus %s, device %s), not with %s %s; '
+                                                  'nothing was detached' % (disk.source_label, domain.name,
+                                                                            disk.target, disk.bus, disk.device,
+                                                                            option, wanted))
     is_root = any(view.root() is not None and view.root().target == found[name].target
                   for name, view in domain.views if name in found)
     if is_root and domain.running:
@@ -230,6 +249,12 @@ def _plan_detach(plan, desired, domain, scope, found):
                  % (live_disk.target, live_disk.source_label, domain.name),
                  'detach_live', (domain.name, live_disk.xml, live_disk.target, live_disk.alias, desired.unplug_timeout))
         plan.predicted['live'] = None
+    if 'config' in leaving and is_root and domain.config.legacy_boot:
+        remaining = [other for other in domain.config.disks
+                     if other.device in _domain.HARD_DISKS and other.target != found['config'].target]
+        if remaining and 'hd' in domain.config.legacy_boot:
+            plan.warnings.append('domain %s boots from its first hard disk (<os><boot dev=\'hd\'>): once %s is '
+                                 'detached, that is %s' % (domain.name, found['config'].target, remaining[0].target))
     if 'config' in leaving:
         config_disk = found['config']
         plan.add('detach disk %s (%s) from the definition of %s'
@@ -265,7 +290,7 @@ def _identity_checks(desired, domain, source, found):
         raise StorageError('INVALID_ARGUMENT', 'device: lun needs bus: scsi')
     if device == 'cdrom' and bus == 'virtio':
         raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
-    if device == 'lun' and source.kind not in ('block', 'network'):
+    if device == 'lun' and not (source.block or source.network is not None):
         raise StorageError('INVALID_ARGUMENT', 'device: lun needs a block device or an iSCSI LUN; %s is a file'
                            % source.label)
     target = desired.target or (existing.target if existing else _domain.free_target(
@@ -322,7 +347,17 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
                            % (bus, domain.name))
     roots = dict((name, view.root()) for name, view in domain.views)
     is_root = dict((name, root is not None and source.matches(root)) for name, root in roots.items())
-    demote = desired.role == 'data' and any(is_root.values())
+    # a boot_order other than 1 on the root takes its role as surely as role: data does
+    demote = any(is_root.values()) and (desired.role == 'data' or desired.boot_order not in (None, 1))
+    if demote and not _can_boot_otherwise(domain, found):
+        # libvirt boots the first hard disk of a definition without any boot order: this one
+        demote = False
+        if desired.boot_order is not None:
+            raise StorageError('INVALID_ARGUMENT', 'disk %s is the only device %s can boot from, and libvirt boots '
+                                                   'the first hard disk when no boot order is set; it keeps boot '
+                                                   'order 1' % (existing.target, domain.name))
+        plan.warnings.append('disk %s stays the boot disk of %s: no other device boots, and libvirt boots the first '
+                             'hard disk then' % (existing.target, domain.name))
     promote = desired.role == 'root' and not any(is_root.values())
     if desired.role == 'root':
         for name, root in roots.items():
@@ -332,25 +367,45 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
     if (promote or demote) and domain.running:
         raise StorageError('DOMAIN_RUNNING', 'domain %s is running: %s its root disk only while it is shut off'
                            % (domain.name, 'attach' if promote else 'detach'))
-    shareable_change = desired.shareable is False and existing is not None and existing.shareable
-    if missing or shareable_change:
+    loosened = existing is not None and ((desired.shareable is False and existing.shareable)
+                                         or (desired.readonly is False and existing.readonly))
+    if missing or loosened:
         _use_checks(desired, domain, source, users, chain_users, existing)
+    shareable = _pick(desired.shareable, existing, 'shareable', False)
+    readonly = _pick(desired.readonly, existing, 'readonly', device == 'cdrom')
+    becomes_shared = shareable and not readonly and (missing or not existing.shareable or existing.readonly)
+    if becomes_shared and source.format not in (None, 'raw'):
+        raise StorageError('INVALID_ARGUMENT', 'QEMU shares a writable disk between domains only in raw format; '
+                                               '%s is %s (attach it readonly, or use a raw volume)'
+                           % (source.label, source.format))
     boot_order = 1 if desired.role == 'root' else desired.boot_order
     if boot_order is None and existing is not None and not demote:
         boot_order = existing.boot_order
     wanted = DiskState(
         target=target, bus=bus, device=device, type=source.kind, pool=source.pool, volume=source.volume,
         path=source.path, real_path=source.real_path, network=source.network, format=source.format,
-        readonly=_pick(desired.readonly, existing, 'readonly', device == 'cdrom'),
-        shareable=_pick(desired.shareable, existing, 'shareable', False),
+        readonly=readonly, shareable=shareable,
         serial=_pick(desired.serial, existing, 'serial',
                      _domain.default_serial(source.identity) if device == 'disk' and source.identity else None),
         boot_order=boot_order,
-        **dict((name, _pick(getattr(desired, name), existing, name, None)) for name in _domain.DRIVER_ATTRS))
+        **dict((name, _unset_default(_pick(getattr(desired, name), existing, name, None)))
+               for name in _domain.DRIVER_ATTRS))
     if 'config' in scope:
         _plan_config(plan, desired, domain, found.get('config'), wanted, missing, demote)
     if 'live' in scope:
         _plan_live(plan, domain, found.get('live'), wanted, 'config' in scope)
+
+
+def _can_boot_otherwise(domain, found):
+    """Whether the definition still boots something once this disk gives up its order."""
+    view = domain.config or domain.live
+    disk = found.get('config') or found.get('live')
+    orders = view.boot_orders()
+    return any(label != disk.target for label in orders)
+
+
+def _unset_default(value):
+    return None if value == 'default' else value  # libvirt drops cache='default': it is the unset value
 
 
 def _pick(asked, existing, name, default):
@@ -383,7 +438,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         rewrite[disk.target] = want
     if view.legacy_boot:
         # a new first disk would silently become the <boot dev='hd'> disk: pin the order first
-        moves_root = ('hd' in view.legacy_boot and disk is None and wanted.device == 'disk'
+        moves_root = ('hd' in view.legacy_boot and disk is None and wanted.device in _domain.HARD_DISKS
                       and _domain.insert_position(view, wanted.bus, wanted.target) <= _first_disk(view))
         current = orders.get(disk.target) if disk is not None else None
         needed = moves_root or demote or (want is not None and want != current)
@@ -399,13 +454,17 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
                                                    'another root disk first' % (disk.target, domain.name))
         plan.warnings.append('domain %s has no disk yet and boots from its first hard disk (<os><boot dev=\'hd\'>): '
                              'disk %s becomes its boot disk' % (domain.name, wanted.target))
+    if needed and not view.legacy_boot and demote and not rewrite:
+        raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
+                                               'boots, and libvirt then boots the first hard disk anyway; attach '
+                                               'another root disk first' % (disk.target, domain.name))
     restore = _undo('restore the definition of %s' % domain.name, 'define', (view.xml,))
+    after = dict(rewrite)
+    if want is not None:
+        after[wanted.target] = want
     if needed:
         how = 'converting its <os><boot dev> to per-device boot order' if view.legacy_boot else \
             'renumbering its boot order'
-        after = dict(rewrite)
-        if want is not None:
-            after[wanted.target] = want
         plan.boot = (_boot_lines(orders, view.legacy_boot), _boot_lines(after, ()))
         plan.rewrite = rewrite
     if 'config' in missing and wanted.bus == 'scsi' and not view.scsi_controllers:
@@ -418,7 +477,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         # one change: libvirt would put <boot dev='hd'/> back into a definition left without any boot order
         plan.add('attach disk %s (%s) to the definition of %s, %s'
                  % (wanted.target, wanted.source_label, domain.name, how),
-                 'rewrite_boot_order', (domain.name, rewrite, _domain.disk_xml(wanted)), undo=restore)
+                 'rewrite_boot_order', (domain.name, after, _domain.disk_xml(wanted)), undo=restore)
     elif needed:
         plan.add(('convert <os><boot dev> of %s to per-device boot order' if view.legacy_boot
                   else 'renumber the boot order of %s') % domain.name,
@@ -435,14 +494,15 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
     changes.pop('boot_order', None)  # the boot order step above does that
     if changes:
         plan.add('update disk %s of the definition of %s (%s)' % (disk.target, domain.name, _changes_text(disk, changes)),
-                 'update_config', (domain.name, _domain.update_disk_xml(disk, changes)),
+                 'update_config', (domain.name, disk.target, changes),
                  undo=restore)
     plan.predicted['config'] = dataclasses.replace(disk, xml='', **dict(
         (name, getattr(wanted, name)) for name in _domain.TUNABLES + ('format', 'boot_order')))
 
 
 def _first_disk(view):
-    return next((index for index, disk in enumerate(view.disks) if disk.device == 'disk'), len(view.disks))
+    return next((index for index, disk in enumerate(view.disks) if disk.device in _domain.HARD_DISKS),
+                len(view.disks))
 
 
 def _boot_lines(orders, legacy):
@@ -561,10 +621,13 @@ class DiskOps(object):
         self._domains[found.name()] = found
         return found
 
-    def observe(self, domain):
+    def observe(self, domain, secure=False):
+        """Both views of the domain; `secure` keeps secrets in the definition's XML (vm_disk
+        needs it complete to restore it; vm_disk_info never asks)."""
         running, persistent, uuid = self.client.domain_state(domain)
         views = {}
-        for name, wanted, flags in (('config', persistent, libvirt.VIR_DOMAIN_XML_INACTIVE), ('live', running, 0)):
+        config_flags = libvirt.VIR_DOMAIN_XML_INACTIVE | (libvirt.VIR_DOMAIN_XML_SECURE if secure else 0)
+        for name, wanted, flags in (('config', persistent, config_flags), ('live', running, 0)):
             xml = self.client.domain_xml(domain, flags) if wanted else None
             if wanted and xml is None:
                 raise StorageError('DOMAIN_NOT_FOUND', 'domain %s went away while it was read' % domain.name())
@@ -608,6 +671,12 @@ class DiskOps(object):
                           volume=desired.volume, path=path, real_path=real)
 
     def _source(self, desired):
+        source = self._located(desired)
+        if desired.format is not None and source.format != driver_format(desired.format):
+            raise StorageError('FORMAT_MISMATCH', '%s is %s, not %s' % (source.label, source.format, desired.format))
+        return source
+
+    def _located(self, desired):
         if desired.pool is not None:
             pool = self.client.lookup_pool(desired.pool)
             with self.client.errors('read pool %s' % desired.pool):
@@ -632,20 +701,28 @@ class DiskOps(object):
         except OSError as exc:
             raise StorageError('VOLUME_NOT_FOUND', 'path %s cannot be used as a disk: %s' % (path, exc.strerror))
         if stat.S_ISBLK(mode):
-            return DiskSource(kind='block', format='raw', path=path, real_path=os.path.realpath(path))
+            return DiskSource(kind='block', format=driver_format(desired.format or 'raw'), path=path,
+                              real_path=os.path.realpath(path), block=True)
         if not stat.S_ISREG(mode):
             raise StorageError('INVALID_ARGUMENT', 'path %s is neither a file nor a block device' % path)
         image = inspect_image(path)
-        return DiskSource(kind='file', format=image.format, path=path, real_path=os.path.realpath(path),
-                          chain=self._chain(path))
+        if image.backing_file and desired.format is None:
+            # a raw disk's guest can write any header, backing file included: trust one only when told to
+            raise StorageError('INVALID_ARGUMENT', '%s is outside every storage pool and its header names a backing '
+                                                   'file; if it really is a %s overlay, say so with format: %s'
+                               % (path, image.format, image.format))
+        return DiskSource(kind='file', format=driver_format(desired.format or image.format), path=path,
+                          real_path=os.path.realpath(path), chain=self._chain(path))
 
     def _volume_source(self, volume, pool_name, kind=None):
         observed = parse_volume(self.client.volume_xml(volume), pool_name)
         block = observed.type == 'block'
         real = os.path.realpath(observed.path) if observed.path and self.client.is_local else observed.path
-        return DiskSource(kind=kind or ('block' if block else 'file'), format=observed.effective_format or 'raw',
-                          pool=pool_name, volume=observed.name, key=observed.key, path=observed.path, real_path=real,
-                          chain=self._chain(observed.path) if observed.backing_path else ())
+        return DiskSource(kind=kind or ('block' if block else 'file'),
+                          format=driver_format(observed.effective_format or 'raw'), pool=pool_name,
+                          volume=observed.name, key=observed.key, path=observed.path, real_path=real,
+                          chain=self._chain(observed.path) if observed.backing_path else (),
+                          block=observed.type in ('block', 'network'))
 
     def _chain(self, path):
         if not self.client.is_local:
@@ -681,8 +758,20 @@ class DiskOps(object):
     def detach_config(self, domain_name, xml):
         self.client.detach_device(self._dom(domain_name), xml, live=False)
 
-    def update_config(self, domain_name, xml):
-        self.client.update_device(self._dom(domain_name), xml, live=False)
+    def update_config(self, domain_name, target, changes):
+        """Change settings of the disk at `target`, as the definition holds it now (a boot
+        order rewrite earlier in the run is kept)."""
+        domain = self._dom(domain_name)
+        view = _domain.parse_view(self._definition(domain))
+        self.client.update_device(domain, _domain.update_disk_xml(view.disk_at(target), changes), live=False)
+
+    def _definition(self, domain):
+        """The persistent XML with its secrets (graphics passwords): what defineXML needs to
+        give them back."""
+        xml = self.client.domain_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        if xml is None:
+            raise StorageError('DOMAIN_NOT_FOUND', 'domain %s went away during the run' % domain.name())
+        return xml
 
     def attach_live(self, domain_name, xml):
         self.client.attach_device(self._dom(domain_name), xml, live=True)
@@ -692,8 +781,7 @@ class DiskOps(object):
 
     def rewrite_boot_order(self, domain_name, orders, new_disk_xml=None):
         domain = self._dom(domain_name)
-        current = self.client.domain_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE)
-        self.client.define_domain(_domain.rewrite_boot_order(current, orders, new_disk_xml))
+        self.client.define_domain(_domain.rewrite_boot_order(self._definition(domain), orders, new_disk_xml))
 
     def detach_live(self, domain_name, xml, target, alias, timeout, poll=0.2):
         """Ask the guest to release the disk and wait for the device-removed event (checked
@@ -736,19 +824,35 @@ def run_vm_disk_module(module):
     ops = DiskOps(client)
     domain = ops.domain(desired.domain)
     with host_lock('the disks of domain %s' % domain.name(), (client.uri, 'domain', domain.UUIDString())):
-        observed = ops.observe(domain)
         source = ops.source(desired)
-        users, chain_users = ops.users(source) if desired.state == 'present' else ([], [])
-        plan = plan_disk(desired, observed, source, users, chain_users)
-        before = find_disks(observed, source)
-        module.apply(plan, ops)
-        if module.check_mode:
-            after, view_domain = plan.predicted, _predicted_domain(observed, before, plan)
-        else:
-            view_domain = ops.observe(domain) if plan.changed else observed
-            after = find_disks(view_domain, source)
-        plan.diff = _diff_entries(observed.name, before, after, plan.boot) if plan.changed else []
-        module.exit_plan(plan, disk=describe_disk(view_domain, after, source))
+        # then the source's own lock (the one storage_volume takes): two domains attaching one
+        # volume at once, or a delete racing an attach, take turns; always domain first, then source
+        with host_lock(source.label, source_lock(client.uri, source)):
+            _run_locked(module, desired, ops, domain, ops.source(desired))
+
+
+def source_lock(uri, source):
+    if source.pool and source.volume:
+        return (uri, 'volume', source.pool, source.volume)
+    if source.network is not None:
+        return (uri, 'network', source.network.protocol, source.network.name)
+    return (uri, 'path', source.real_path or source.path)
+
+
+def _run_locked(module, desired, ops, domain, source):
+    """Observe, plan, apply (unless check mode) and report, holding the locks."""
+    observed = ops.observe(domain, secure=True)
+    users, chain_users = ops.users(source) if desired.state == 'present' else ([], [])
+    plan = plan_disk(desired, observed, source, users, chain_users)
+    before = find_disks(observed, source)
+    module.apply(plan, ops)
+    if module.check_mode:
+        after, view_domain = plan.predicted, _predicted_domain(observed, before, plan)
+    else:
+        view_domain = ops.observe(domain) if plan.changed else observed
+        after = find_disks(view_domain, source)
+    plan.diff = _diff_entries(observed.name, before, after, plan.boot) if plan.changed else []
+    module.exit_plan(plan, disk=describe_disk(view_domain, after, source))
 
 
 def _predicted_domain(observed, before, plan):

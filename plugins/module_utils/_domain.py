@@ -27,6 +27,7 @@ TARGET_RE = re.compile(r'^(vd|sd|hd)([a-z]{1,3})$')
 SERIAL_LENGTH = 20  # virtio-blk and ATA hand the guest at most 20 bytes
 # <os><boot dev> names and the first device of each kind libvirt gives that boot index to
 LEGACY_BOOT_DEVICES = {'hd': 'disk', 'cdrom': 'cdrom', 'fd': 'floppy', 'network': 'interface'}
+HARD_DISKS = ('disk', 'lun')  # what <boot dev='hd'> and the root role mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +98,10 @@ class DomainView:
         the first device of each kind (measured: boot dev cdrom, hd -> cdrom 1, first disk 2)."""
         if self.legacy_boot:
             firsts = dict(self.first_of_kind)
-            for device in ('disk', 'cdrom', 'floppy'):
-                first = next((disk for disk in self.disks if disk.device == device), None)
+            for kind, devices in (('disk', HARD_DISKS), ('cdrom', ('cdrom',)), ('floppy', ('floppy',))):
+                first = next((disk for disk in self.disks if disk.device in devices), None)
                 if first is not None:
-                    firsts[device] = first.target
+                    firsts[kind] = first.target
             orders = {}
             for position, dev in enumerate(self.legacy_boot, 1):
                 label = firsts.get(LEGACY_BOOT_DEVICES.get(dev, ''))
@@ -115,7 +116,7 @@ class DomainView:
         """The root disk: the disk (not a cdrom) that boots first, with boot order 1."""
         orders = self.boot_orders()
         return next((disk for disk in self.disks
-                     if disk.device in ('disk', 'lun') and orders.get(disk.target) == 1), None)
+                     if disk.device in HARD_DISKS and orders.get(disk.target) == 1), None)
 
 
 def parse_disk(element):

@@ -18,7 +18,8 @@ description:
     O(target) is given. Asking for another target than the one the source is attached at is refused
     with C(TARGET_MISMATCH); a requested target that holds another source with C(TARGET_IN_USE).
   - The driver format is always the volume's own format as libvirt reports it (for a file outside
-    every pool, the format its header names; a block device outside pools is raw), so QEMU never probes.
+    every pool, O(format) or the format its header names; a block device outside pools is raw), so QEMU
+    never probes. ISO images are read as raw.
     An existing disk that names another format is refused with C(FORMAT_MISMATCH), never converted.
   - A source that another domain uses is refused with C(VOLUME_IN_USE) unless it is shareable there
     and here (O(shareable=true)). A volume that another domain reads as a backing file can be attached
@@ -77,6 +78,16 @@ options:
         volume of an active pool, that volume's format and key are used. Otherwise it must exist on
         the managed host (C(VOLUME_NOT_FOUND)).
     type: path
+  format:
+    description:
+      - The format the source must have. For a volume of a pool this is only checked (C(FORMAT_MISMATCH)
+        when the volume has another); the disk always gets the volume's own format.
+      - For a file outside every pool, it is the format the disk gets. Left out, the format the file's
+        header names is used, except that a header naming a backing file is trusted only when O(format)
+        confirms it (a raw disk's guest can write any header). A block device outside pools is raw unless
+        this says otherwise. ISO images are read as raw.
+    type: str
+    choices: [raw, qcow2, qed, vmdk, vdi, vpc, vhdx, iso]
   target:
     description:
       - The device name in the domain (V(vdb), V(sdc), V(hda)). When left out, an existing disk keeps its
@@ -339,6 +350,7 @@ def main():
             'pool': {'type': 'str'},
             'volume': {'type': 'str'},
             'path': {'type': 'path'},
+            'format': {'type': 'str', 'choices': ['raw', 'qcow2', 'qed', 'vmdk', 'vdi', 'vpc', 'vhdx', 'iso']},
             'target': {'type': 'str'},
             'bus': {'type': 'str', 'choices': ['virtio', 'scsi', 'sata', 'ide', 'usb']},
             'device': {'type': 'str', 'choices': ['disk', 'lun', 'cdrom']},

@@ -259,7 +259,7 @@ def test_backing_file_of_another_domain_only_read_only(run, conn, names):
     overlay = names.path('overlay.qcow2')
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, overlay], check=True)
     reader, other = make_domain(conn, names, 'reader'), make_domain(conn, names, 'other')
-    assert not run('vm_disk', {'domain': reader.name(), 'path': overlay}).failed
+    assert not run('vm_disk', {'domain': reader.name(), 'path': overlay, 'format': 'qcow2'}).failed
     refused(run, conn, {'domain': other.name(), 'pool': pool, 'volume': 'base.qcow2'}, 'VOLUME_IN_USE',
             [reader.name(), other.name()])
     ok = run('vm_disk', {'domain': other.name(), 'pool': pool, 'volume': 'base.qcow2', 'readonly': True})
@@ -535,3 +535,100 @@ def test_diff_shows_disk_xml_before_and_after(run, conn, names, mode):
     assert "cache=\"none\"" in entry['before'] and "cache=\"writeback\"" in entry['after']
     config = disk_in(conn, dom.name(), 'vdb')[1]
     assert config.find('driver').get('cache') == ('none' if mode == 'check' else 'writeback')
+
+
+# ---------------------------------------------------------------------------------------
+# what a review found, each shown on the real lab
+def test_rewriting_the_definition_keeps_its_secrets(run, conn, names):
+    """The boot order rewrite redefines the domain: its graphics password must survive."""
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'r.qcow2')
+    dom = make_domain(conn, names, start=False, root=False)
+    xml = etree.fromstring(dom.XMLDesc(INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+    etree.SubElement(xml.find('devices'), 'graphics', type='vnc', passwd='s3cretpw')
+    dom = conn.defineXML(etree.tostring(xml, encoding='unicode'))
+    converge(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'r.qcow2', 'role': 'root', 'cache': 'none'})
+    secure = etree.fromstring(dom.XMLDesc(INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+    assert secure.find('devices/graphics').get('passwd') == 's3cretpw'
+    root = disks_of(dom.XMLDesc(INACTIVE))['vda']
+    assert root.find('boot').get('order') == '1' and root.find('driver').get('cache') == 'none', \
+        'the boot order and the setting changed in one run must both hold'
+
+
+def test_two_domains_racing_for_one_volume_get_it_once(conn, names):
+    pool = make_pool(conn, names)
+    doms = [make_domain(conn, names, 'a', start=False), make_domain(conn, names, 'b', start=False)]
+    for attempt in range(3):
+        volume = 'race%d.img' % attempt
+        make_volume(conn, pool, volume, 'raw')
+        procs = [subprocess.Popen(
+            [ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.vm_disk', '-a',
+             json.dumps({'domain': dom.name(), 'pool': pool, 'volume': volume})],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK='default'))
+            for dom in doms]
+        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+        holders = [dom.name() for dom in doms
+                   if any(element.get('type') == 'volume' and element.find('source').get('volume') == volume
+                          for element in disks_of(dom.XMLDesc(INACTIVE)).values())]
+        assert len(holders) == 1, 'attempt %d: %s hold %s\n%s' % (attempt, holders, volume, '\n'.join(outputs))
+        assert sum('VOLUME_IN_USE' in out for out in outputs) == 1
+
+
+def test_iso_image_as_cdrom(run, conn, names):
+    iso = names.path('tools.iso')
+    subprocess.run(['dd', 'if=/dev/zero', 'of=%s' % iso, 'bs=2048', 'count=64'], capture_output=True, check=True)
+    with open(iso, 'r+b') as handle:  # an ISO 9660 primary volume descriptor
+        handle.seek(0x8001)
+        handle.write(b'CD001')
+    dom = make_domain(conn, names, start=False)
+    args = {'domain': dom.name(), 'path': iso, 'device': 'cdrom', 'bus': 'sata', 'live': False}
+
+    def verify(applied):
+        config = disk_in(conn, dom.name(), 'sda')[1]
+        assert config.get('device') == 'cdrom' and config.find('driver').get('type') == 'raw'
+        assert config.find('readonly') is not None
+        assert applied['disk']['guest_path'] is None or applied['disk']['guest_path'].startswith('/dev/disk/by-id/ata-')
+
+    converge(run, conn, args, verify)
+    dom.create()  # QEMU opens it
+    assert disk_in(conn, dom.name(), 'sda')[0] is not None
+
+
+def test_cache_default_is_the_unset_value(run, conn, names):
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'c.img', 'raw')
+    dom = make_domain(conn, names, start=False)
+    args = {'domain': dom.name(), 'pool': pool, 'volume': 'c.img', 'cache': 'none'}
+    assert not run('vm_disk', args).failed
+    converge(run, conn, dict(args, cache='default'),
+             lambda applied: disk_in(conn, dom.name(), 'vdb')[1].find('driver').get('cache') is None)
+
+
+def test_odd_timeouts_and_formats_are_refused(run, conn, names):
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'q.qcow2')
+    dom = make_domain(conn, names)
+    for timeout in ('nan', 'inf', -1):
+        refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'unplug_timeout': timeout},
+                'INVALID_ARGUMENT')
+    refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'format': 'raw'}, 'FORMAT_MISMATCH')
+    result = refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'shareable': True},
+                     'INVALID_ARGUMENT')
+    assert 'raw' in result['msg']
+
+
+def test_file_outside_pools_with_a_backing_file_needs_its_format_confirmed(run, conn, names):
+    base = names.path('base.qcow2')
+    top = names.path('top.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base, '8M'], check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, top], check=True)
+    dom = make_domain(conn, names)
+    result = refused(run, conn, {'domain': dom.name(), 'path': top}, 'INVALID_ARGUMENT')
+    assert 'format: qcow2' in result['msg']
+
+    def verify(applied):
+        live, config = disk_in(conn, dom.name(), 'vdb')
+        assert live.find('driver').get('type') == 'qcow2' and config.find('driver').get('type') == 'qcow2'
+        assert live.find('backingStore/source').get('file') == base
+
+    converge(run, conn, {'domain': dom.name(), 'path': top, 'format': 'qcow2'}, verify)

@@ -30,7 +30,8 @@ ROOT = volume_source('root.qcow2')
 DATA = volume_source('data.qcow2')
 OTHER = DiskSource(kind='file', format='raw', path='/srv/images/other.img', real_path='/srv/images/other.img')
 ISO = DiskSource(kind='file', format='raw', path='/srv/iso/install.iso', real_path='/srv/iso/install.iso')
-LUN = DiskSource(kind='block', format='raw', path='/dev/mapper/3600a0b8000', real_path='/dev/dm-3')
+LUN = DiskSource(kind='block', format='raw', path='/dev/mapper/3600a0b8000', real_path='/dev/dm-3', block=True)
+DATA_RAW = volume_source('data.img', 'raw')
 DATA_FILE = DiskSource(kind='file', format='qcow2', path='/srv/images/data.qcow2', real_path='/srv/images/data.qcow2')
 # what DiskOps._with_paths learns from the host: the file of each volume, and symbolic links
 VOLUME_FILES = {('images', 'root.qcow2'): '/srv/images/root.qcow2', ('images', 'data.qcow2'): '/srv/images/data.qcow2'}
@@ -163,8 +164,8 @@ def applied(domain, steps):
             live = _add_device(live, action.args[1])
         elif action.method == 'rewrite_boot_order':  # as DiskOps.rewrite_boot_order does
             config = _domain.rewrite_boot_order(config, *action.args[1:])
-        elif action.method == 'update_config':
-            config = _replace_disk(config, action.args[1])
+        elif action.method == 'update_config':  # as DiskOps.update_config does, on the definition as it is now
+            config = _replace_disk(config, _updated_xml(config, action))
         elif action.method == 'detach_config':
             config = _remove_disk(config, _xml.attr_of(_xml.parse(action.args[1]), 'target', 'dev'))
         elif action.method == 'detach_live':
@@ -213,6 +214,15 @@ def methods(steps):
 
 def tree(action):
     return _xml.parse(action.args[1])
+
+
+def _updated_xml(config_xml, action):
+    """The <disk> an update_config step (domain, target, changes) gives the definition."""
+    return _domain.update_disk_xml(_domain.parse_view(config_xml).disk_at(action.args[1]), action.args[2])
+
+
+def updated(domain, action):
+    return _xml.parse(_updated_xml(domain.config.xml, action))
 
 
 def disk_of(action):
@@ -506,13 +516,14 @@ OWN_CHAIN = DiskUse('vm1', 'vda', live=True, persistent=True, readonly=True, via
     ([], [VM2_CHAIN], {}, None),  # another overlay on the same base only reads it
 ])
 def test_volume_in_use(users, chain_users, overrides, blamed):
+    source = DATA_RAW if overrides.get('shareable') else DATA  # QEMU shares writable disks only in raw format
     for domain in (SHUT_OFF, RUNNING):
         if blamed is None:
-            steps = plan(domain, users=users, chain_users=chain_users, **overrides)
+            steps = plan(domain, source, users=users, chain_users=chain_users, **overrides)
             assert methods(steps)[0] == 'attach_config'
             assert bool(tree(steps.actions[0]).find('shareable') is not None) == bool(overrides.get('shareable'))
         else:
-            error = refused('VOLUME_IN_USE', domain, users=users, chain_users=chain_users, **overrides)
+            error = refused('VOLUME_IN_USE', domain, source, users=users, chain_users=chain_users, **overrides)
             assert set(blamed) <= set(use['domain'] for use in error.details['used_by'])
             assert all(name in error.msg for name in blamed)
 
@@ -522,7 +533,7 @@ def test_turning_shareable_off_checks_the_other_users_again():
     refused('VOLUME_IN_USE', domain, users=[VM2_SHARED], shareable=False)
     assert plan(domain, users=[VM2_SHARED]).actions == [], 'left out, shareable stays as it is'
     [update] = plan(domain, shareable=False).actions
-    assert update.method == 'update_config' and tree(update).find('shareable') is None
+    assert update.method == 'update_config' and updated(domain, update).find('shareable') is None
 
 
 def test_making_a_disk_writable_checks_who_reads_it_through_a_backing_chain():
@@ -687,7 +698,7 @@ def test_scsi_controller_comes_before_the_disk_and_its_boot_order():
     domain = observed(config=[cdrom(boot=1)])
     steps = plan(domain, ROOT, role='root', bus='scsi')
     assert methods(steps) == ['attach_config', 'rewrite_boot_order']
-    assert tree(steps.actions[0]).tag == 'controller' and steps.actions[1].args[1] == {'sda': 2}
+    assert tree(steps.actions[0]).tag == 'controller' and steps.actions[1].args[1] == {'sda': 2, 'sdb': 1}
     assert (added(steps).target, added(steps).bus) == ('sdb', 'scsi')
 
 
@@ -793,25 +804,29 @@ def test_demoting_the_root_disk_of_a_legacy_definition():
     assert methods(steps) == ['rewrite_boot_order'] and steps.rewrite == {NIC: 2}
     assert steps.actions[0].description == 'convert <os><boot dev> of vm1 to per-device boot order'
     alone = observed(config=[vol('vda', 'root.qcow2')], boot=['hd'])
-    error = refused('INVALID_ARGUMENT', alone, ROOT, role='data')
+    kept = plan(alone, ROOT, role='data')
+    assert kept.actions == [] and 'stays the boot disk' in kept.warnings[0], 'nothing else boots: libvirt would boot it'
+    error = refused('INVALID_ARGUMENT', alone, ROOT, boot_order=2)
     assert 'vda' in error.msg
 
 
 def test_the_only_boot_device_cannot_stop_being_the_root():
     """With no boot order left at all libvirt puts <boot dev='hd'/> back, and the first disk
-    boots again: demoting the only device that boots cannot be done (as in a legacy definition)."""
+    boots again: the only device that boots stays the root (said in a warning, nothing planned
+    that would not hold), and a boot order other than 1 for it is refused."""
     domain = observed(config=[ROOT_DISK, nic()])
-    try:
-        steps = plan(domain, ROOT, role='data')
-    except StorageError as err:
-        assert err.code == 'INVALID_ARGUMENT'
-    else:
-        after = applied(domain, steps).config
-        assert after.root() is None, 'planned %s, but libvirt boots %s again' % (steps.descriptions, after.root().target)
+    steps = plan(domain, ROOT, role='data')
+    assert steps.actions == [] and 'stays the boot disk' in steps.warnings[0]
+    assert applied(domain, steps).config.root().target == 'vda'
+    refused('INVALID_ARGUMENT', domain, ROOT, boot_order=3)
 
 
 def test_demoting_the_root_disk_needs_a_shut_off_domain():
-    refused('DOMAIN_RUNNING', RUNNING, ROOT, role='data')
+    bootable_nic = nic(boot=2)
+    running = observed(config=[ROOT_DISK, bootable_nic],
+                       live=[vol('vda', 'root.qcow2', boot=1, alias='virtio-disk0'), bootable_nic])
+    refused('DOMAIN_RUNNING', running, ROOT, role='data')
+    refused('DOMAIN_RUNNING', running, ROOT, boot_order=3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -872,7 +887,7 @@ def test_tunable_change_of_a_running_domain_needs_a_restart():
     [update] = steps.actions
     assert update.method == 'update_config' and update.args[0] == 'vm1'
     assert update.description == 'update disk vdb of the definition of vm1 (cache: unset -> none)'
-    changed = _domain.parse_disk(tree(update))
+    changed = _domain.parse_disk(updated(domain, update))
     assert changed.cache == 'none' and changed.serial == 's1' and changed.format == 'qcow2'
     assert update.undo.method == 'define' and update.undo.args == (domain.config.xml,)
     [warning] = steps.warnings
@@ -885,7 +900,7 @@ def test_tunable_change_of_a_shut_off_domain():
     domain = observed(config=[ROOT_DISK, vol('vdb', 'data.qcow2', driver=" cache='writeback'")])
     steps = plan(domain, readonly=True, serial='new-serial', io='threads')
     [update] = steps.actions
-    changed = _domain.parse_disk(tree(update))
+    changed = _domain.parse_disk(updated(domain, update))
     assert (changed.readonly, changed.serial, changed.io, changed.cache) == (True, 'new-serial', 'threads', 'writeback')
     assert 'readonly: false -> true' in update.description and 'serial: unset -> new-serial' in update.description
     assert steps.warnings == [] and 'restart_required' not in steps.extra
