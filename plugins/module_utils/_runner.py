@@ -87,7 +87,7 @@ def apply_plan(plan, ops):
         try:
             action.apply(ops)
         except StorageError as err:
-            steps = [step.description for step in done]
+            steps = [step.description for step in done] + ['failed: %s' % action.description]
             kept = []  # what still stands: `changed` is about the state left behind
             for step in reversed(done):
                 if step.undo is None:

@@ -347,6 +347,7 @@ def test_virtio_unplug_the_guest_never_releases_times_out_and_keeps_the_definiti
     elapsed = time.monotonic() - started
     assert result.failed and result['error_code'] == 'HOTUNPLUG_TIMEOUT', result.get('msg')
     assert not result.changed
+    assert result['actions'] == ['failed: detach disk vdb (%s/held.img) from running domain %s' % (pool, dom.name())]
     assert elapsed < 30, 'bounded by unplug_timeout (plus libvirt\'s own wait of about 5 s)'
     live, config = disk_in(conn, dom.name(), 'vdb')
     assert live is not None, 'the guest still holds the disk'

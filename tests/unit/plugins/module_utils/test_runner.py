@@ -43,7 +43,8 @@ def test_a_failure_undoes_what_was_done_newest_first_and_stops():
     outcome = apply_plan(three_step_plan(), ops)
     assert outcome.error.code == 'LIBVIRT_ERROR'
     assert [call[0] for call in ops.calls] == ['define', 'build', 'start', 'autostart', 'stop', 'undefine']
-    assert outcome.steps == ['define x', 'build x', 'start x', 'rolled back: stop x', 'rolled back: undefine x']
+    assert outcome.steps == ['define x', 'build x', 'start x', 'failed: autostart x', 'rolled back: stop x',
+                             'rolled back: undefine x']
     assert outcome.changed
 
 
@@ -56,7 +57,7 @@ def test_a_failing_undo_is_reported_and_the_rest_still_undone():
 
 def test_a_failing_first_step_changed_nothing():
     outcome = apply_plan(three_step_plan(), RecordingOps(failing={'define'}))
-    assert outcome.steps == [] and outcome.changed is False
+    assert outcome.steps == ['failed: define x'] and outcome.changed is False
 
 
 def test_steps_that_change_nothing_do_not_count_as_a_change():
@@ -71,5 +72,5 @@ def test_a_fully_rolled_back_run_changed_nothing():
     plan.add('create v', 'create', ('v',), undo=Action('delete v', 'delete', ('v',)))
     plan.add('upload into v', 'upload', ('v',))
     outcome = apply_plan(plan, RecordingOps(failing={'upload'}))
-    assert outcome.steps == ['create v', 'rolled back: delete v']
+    assert outcome.steps == ['create v', 'failed: upload into v', 'rolled back: delete v']
     assert outcome.changed is False, 'nothing of the run is left behind'
