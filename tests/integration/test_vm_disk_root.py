@@ -402,7 +402,10 @@ def test_data_disk_boot_order_and_a_taken_order(run, conn, names):
         result = refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': order},
                          'INVALID_ARGUMENT')
         assert holder in result['msg'], result['msg']
-    refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': 1}, 'INVALID_ARGUMENT')
+    # boot order 1 is the root's (SPEC: role root = boot_order 1), and this domain has one
+    result = refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': 1},
+                     'ROOT_DISK_PRESENT')
+    assert 'vda' in result['msg']
     refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': 1, 'role': 'data'},
             'INVALID_ARGUMENT')
 
@@ -440,7 +443,12 @@ def test_data_disk_boot_order_on_a_running_domain(run, conn, names):
         assert applied['disk']['live'] and applied['disk']['persistent']
 
     converge(run, conn, args, verify)
-    refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'root.qcow2', 'boot_order': 2}, 'INVALID_ARGUMENT')
+    create_volume(conn, pool, 'third.img', volume_format='raw')
+    result = refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'third.img', 'boot_order': 2},
+                     'INVALID_ARGUMENT')
+    assert 'vdb' in result['msg']
+    # another boot order on the root takes its role away: shut-off domains only
+    refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'root.qcow2', 'boot_order': 3}, 'DOMAIN_RUNNING')
 
 
 # ---------------------------------------------------------------------------------------
@@ -494,14 +502,25 @@ def test_demoting_the_root_of_a_running_domain_is_refused(run, conn, names):
     assert disk_info(run, name)[0] == 'vda'
 
 
-def test_demoting_the_only_bootable_disk_is_refused(run, conn, names):
+def test_the_only_bootable_disk_stays_the_root(run, conn, names):
     """Without any other boot device libvirt boots the first hard disk anyway (it puts
-    <boot dev='hd'/> back): taking the root's boot order away cannot be done."""
+    <boot dev='hd'/> back): the root keeps boot order 1, with a warning, and no run
+    pretends to change it (nor leaves a definition that libvirt rewrites)."""
     pool, _target = make_pool(conn, names)
     create_volume(conn, pool, 'root.qcow2')
     name = make_domain(conn, names, 'vm', volume_disk(pool, 'root.qcow2', 'vda', boot=1))
-    refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'root.qcow2', 'role': 'data'}, 'INVALID_ARGUMENT')
+    before = domain_xmls(conn, name)
+    for check in (True, False, False):
+        result = run('vm_disk', {'domain': name, 'pool': pool, 'volume': 'root.qcow2', 'role': 'data'}, check=check)
+        assert not result.failed, result.result
+        assert not result.changed and result['actions'] == []
+        assert any('vda' in warning for warning in result.get('warnings', [])), result.result
+        assert role_of(result['disk']) == ('root', True, 1)
+        assert domain_xmls(conn, name) == before
+    assert both_views(conn, name, disk_boot) == twice({'vda': 1})
     assert disk_info(run, name)[0] == 'vda'
+    # a boot order other than 1 cannot be had either: that is a refusal
+    refused(run, conn, {'domain': name, 'pool': pool, 'volume': 'root.qcow2', 'boot_order': 2}, 'INVALID_ARGUMENT')
 
 
 # ---------------------------------------------------------------------------------------
