@@ -113,7 +113,10 @@ options:
     description:
       - V(root) makes this the domain's boot disk (boot order 1); V(data) (the default for a new disk) is
         any other disk. Setting V(data) on the root disk takes its boot order away (shut-off domains only).
-      - When left out, an attached disk keeps its role.
+      - When left out, an attached disk keeps its role. O(boot_order=1) means V(root), and another
+        O(boot_order) on the root disk means V(data), with the same rules.
+      - A disk that is the only device the domain can boot from stays its root whatever is asked (libvirt
+        boots the first hard disk of a domain without any boot order); a warning says so.
     type: str
     choices: [data, root]
   boot_order:
