@@ -148,3 +148,85 @@ def define_domain(conn, name, disks_xml='', start=False):
     if start:
         dom.create()
     return dom
+
+
+def make_dir_pool(conn, names, suffix='pool'):
+    """A dir pool of this test, made through libvirt directly: (name, target directory)."""
+    from lxml import etree
+    name, target = names(suffix), names.path(suffix)
+    os.makedirs(target)
+    root = etree.Element('pool', type='dir')
+    etree.SubElement(root, 'name').text = name
+    etree.SubElement(etree.SubElement(root, 'target'), 'path').text = target
+    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
+    pool.create(0)
+    return name, target
+
+
+def make_volume(conn, pool_name, name, capacity, volume_format='raw'):
+    """A thin volume made through libvirt directly (its XML built with lxml: any name works)."""
+    from lxml import etree
+    root = etree.Element('volume')
+    etree.SubElement(root, 'name').text = name
+    etree.SubElement(root, 'capacity').text = str(capacity)
+    etree.SubElement(root, 'allocation').text = '0'
+    etree.SubElement(etree.SubElement(root, 'target'), 'format', type=volume_format)
+    return conn.storagePoolLookupByName(pool_name).createXML(etree.tostring(root, encoding='unicode'), 0)
+
+
+def converge(run, module, args, state, result_key, fields, verify=None, known_only=False, must_change=True):
+    """The behaviour every state-changing module owes: check mode changes nothing that `state()`
+    reads from libvirt -> the run takes the predicted steps and gives the predicted result
+    (`fields` of `result_key`; with `known_only`, those check mode could know) -> `verify` ->
+    the same run again changes nothing and takes no step."""
+    before = state()
+    checked = run(module, args, check=True, diff=True)
+    assert not checked.failed, checked.get('msg')
+    assert checked.changed and checked['actions'], 'a change without steps'
+    assert state() == before, 'check mode changed something'
+    applied = run(module, args, diff=True)
+    assert not applied.failed, applied.get('msg')
+    assert applied.changed
+    assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
+    if must_change:
+        assert state() != before, 'the run changed nothing in libvirt'
+    predicted, real = checked[result_key], applied[result_key]
+    assert (predicted is None) == (real is None), (predicted, real)
+    for field in (fields if real is not None else ()):
+        if not known_only or predicted[field] is not None:
+            assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
+                field, predicted[field], real[field])
+    if verify is not None:
+        verify(applied)
+    after = state()
+    again = run(module, args)
+    assert not again.failed, again.get('msg')
+    assert not again.changed, again['actions']
+    assert again['actions'] == []
+    assert state() == after, 'the re-run changed something'
+    return checked, applied
+
+
+def refused(run, module, args, code, state, check_too=True):
+    """The run fails with `code` (in check mode as well) and `state()` is as it was."""
+    before = state()
+    for check in ((True, False) if check_too else (False,)):
+        result = run(module, args, check=check)
+        assert result.failed, 'expected %s, the run succeeded: %s' % (code, result.get('actions'))
+        assert result['error_code'] == code, result.get('msg')
+        assert not result.changed
+        assert state() == before, 'a refused run changed something'
+    return result
+
+
+def parallel_runs(module, args_list, timeout=300):
+    """Start one `ansible -m module` per args at the same moment; (exit code, stdout) of each."""
+    env = ansible_env(ANSIBLE_STDOUT_CALLBACK='default')
+    procs = [subprocess.Popen([ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.%s' % module,
+                               '-a', json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for args in args_list]
+    results = []
+    for proc in procs:
+        out = proc.communicate(timeout=timeout)[0]
+        results.append((proc.returncode, out))
+    return results

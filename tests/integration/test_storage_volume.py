@@ -15,7 +15,8 @@ import libvirt
 import pytest
 from lxml import etree
 
-from _lab import define_domain
+import _lab
+from _lab import define_domain, make_dir_pool, make_volume
 
 MIB = 1024 ** 2
 
@@ -23,16 +24,7 @@ MIB = 1024 ** 2
 # ---------------------------------------------------------------------------------------
 # helpers
 def make_pool(conn, names, suffix='pool'):
-    """A dir pool of this test, made through libvirt directly."""
-    name = names(suffix)
-    target = names.path(suffix)
-    os.makedirs(target)
-    root = etree.Element('pool', type='dir')
-    etree.SubElement(root, 'name').text = name
-    etree.SubElement(etree.SubElement(root, 'target'), 'path').text = target
-    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
-    pool.create(0)
-    return name, target
+    return make_dir_pool(conn, names, suffix)
 
 
 def volume_or_none(conn, pool_name, name):
@@ -65,43 +57,21 @@ def snapshot(conn, pool_name):
     return sorted(volumes), files
 
 
+VOLUME_FIELDS = ('name', 'pool', 'key', 'path', 'type', 'format', 'capacity', 'backing_store', 'mode', 'owner',
+                 'group', 'used_by', 'ref_count', 'in_use')
+
+
 def converge(run, conn, args, verify=None):
     """check mode -> apply -> re-apply, verifying libvirt after each step."""
-    before = snapshot(conn, args['pool'])
-    checked = run('storage_volume', args, check=True, diff=True)
-    assert not checked.failed, checked.get('msg')
-    assert checked.changed
-    assert snapshot(conn, args['pool']) == before, 'check mode changed something'
-    applied = run('storage_volume', args, diff=True)
-    assert not applied.failed, applied.get('msg')
-    assert applied.changed
-    assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
-    predicted, real = checked['volume'], applied['volume']
-    assert (predicted is None) == (real is None)
-    for field in ('name', 'pool', 'key', 'path', 'type', 'format', 'capacity', 'backing_store', 'mode', 'owner',
-                  'group', 'used_by', 'ref_count', 'in_use'):
-        if predicted is not None and predicted[field] is not None:
-            assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
-                field, predicted[field], real[field])
-    if verify is not None:
-        verify(applied)
-    again = run('storage_volume', args)
-    assert not again.failed, again.get('msg')
-    assert not again.changed, again['actions']
-    assert again['actions'] == []
-    return checked, applied
+    return _lab.converge(run, 'storage_volume', args, lambda: snapshot(conn, args['pool']), 'volume', VOLUME_FIELDS,
+                         verify, known_only=True)
 
 
 def refused(run, conn, args, code, pools=None):
     """The run fails with `code` and every pool it could touch is as it was."""
     watched = pools or [args['pool']]
-    before = [snapshot(conn, name) for name in watched]
-    result = run('storage_volume', args)
-    assert result.failed, result.get('msg')
-    assert result['error_code'] == code, result.get('msg')
-    assert not result.changed
-    assert [snapshot(conn, name) for name in watched] == before, 'a refused run changed something'
-    return result
+    return _lab.refused(run, 'storage_volume', args, code, lambda: [snapshot(conn, name) for name in watched],
+                        check_too=False)
 
 
 def disk_xml(path, target, bus='virtio', driver='raw', extra=''):
@@ -110,9 +80,7 @@ def disk_xml(path, target, bus='virtio', driver='raw', extra=''):
 
 
 def create_volume(conn, pool_name, name, capacity, volume_format='raw'):
-    xml = ("<volume><name>%s</name><capacity>%d</capacity><allocation>0</allocation>"
-           "<target><format type='%s'/></target></volume>" % (name, capacity, volume_format))
-    return conn.storagePoolLookupByName(pool_name).createXML(xml, 0)
+    return make_volume(conn, pool_name, name, capacity, volume_format)
 
 
 def sparse_file(path, size, chunks):

@@ -7,8 +7,6 @@ shown to leave both views exactly as they were. (Root disk and boot order: test_
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
-import os
 import subprocess
 import time
 
@@ -16,32 +14,21 @@ import libvirt
 import pytest
 from lxml import etree
 
-from _lab import ANSIBLE, ansible_env, define_domain
+import _lab
+from _disks import INACTIVE, converge, disk_in, disks_of, refused, views
+from _lab import define_domain, make_dir_pool, parallel_runs
 
 MIB = 1024 ** 2
-INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 
 
 # ---------------------------------------------------------------------------------------
 # helpers
 def make_pool(conn, names, suffix='pool'):
-    name, target = names(suffix), names.path(suffix)
-    os.makedirs(target)
-    root = etree.Element('pool', type='dir')
-    etree.SubElement(root, 'name').text = name
-    etree.SubElement(etree.SubElement(root, 'target'), 'path').text = target
-    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
-    pool.create(0)
-    return name
+    return make_dir_pool(conn, names, suffix)[0]
 
 
 def make_volume(conn, pool_name, name, volume_format='qcow2', capacity=16 * MIB):
-    root = etree.Element('volume')
-    etree.SubElement(root, 'name').text = name
-    etree.SubElement(root, 'capacity').text = str(capacity)
-    etree.SubElement(root, 'allocation').text = '0'
-    etree.SubElement(etree.SubElement(root, 'target'), 'format', type=volume_format)
-    return conn.storagePoolLookupByName(pool_name).createXML(etree.tostring(root, encoding='unicode'), 0).path()
+    return _lab.make_volume(conn, pool_name, name, capacity, volume_format).path()
 
 
 def make_domain(conn, names, suffix='vm', start=True, root=True):
@@ -53,65 +40,6 @@ def make_domain(conn, names, suffix='vm', start=True, root=True):
         disks = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
                  "<target dev='vda' bus='virtio'/><boot order='1'/></disk>" % path)
     return define_domain(conn, names(suffix), disks, start=start)
-
-
-def views(conn, name):
-    """(live XML or None, persistent XML) of a domain, as libvirt gives them."""
-    dom = conn.lookupByName(name)
-    return (dom.XMLDesc(0) if dom.isActive() else None), dom.XMLDesc(INACTIVE)
-
-
-def disks_of(xml):
-    """{target: <disk> element} of a domain XML."""
-    if xml is None:
-        return {}
-    root = etree.fromstring(xml)
-    return dict((disk.find('target').get('dev'), disk) for disk in root.findall('devices/disk'))
-
-
-def disk_in(conn, name, target):
-    """(live <disk>, persistent <disk>) at `target`, None where absent."""
-    live, config = views(conn, name)
-    return disks_of(live).get(target), disks_of(config).get(target)
-
-
-def converge(run, conn, args, verify=None):
-    """check mode (nothing changes) -> apply (same steps) -> re-apply (unchanged)."""
-    before = views(conn, args['domain'])
-    checked = run('vm_disk', args, check=True, diff=True)
-    assert not checked.failed, checked.get('msg')
-    assert checked.changed and checked['actions']
-    assert views(conn, args['domain']) == before, 'check mode changed the domain'
-    applied = run('vm_disk', args, diff=True)
-    assert not applied.failed, applied.get('msg')
-    assert applied.changed
-    assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
-    predicted, real = checked['disk'], applied['disk']
-    assert (predicted is None) == (real is None)
-    if real is not None:
-        for field in ('target', 'bus', 'device', 'format', 'role', 'bootable', 'boot_order', 'readonly', 'shareable',
-                      'serial', 'guest_path', 'live', 'persistent', 'source'):
-            assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
-                field, predicted[field], real[field])
-    if verify is not None:
-        verify(applied)
-    again = run('vm_disk', args)
-    assert not again.failed, again.get('msg')
-    assert not again.changed, again['actions']
-    assert again['actions'] == []
-    return checked, applied
-
-
-def refused(run, conn, args, code, domains=None):
-    """The run fails with `code`, changes nothing, and neither view of any watched domain moved."""
-    watched = domains or [args['domain']]
-    before = [views(conn, name) for name in watched]
-    result = run('vm_disk', args)
-    assert result.failed, 'expected %s, the run succeeded: %s' % (code, result.get('actions'))
-    assert result['error_code'] == code, result.get('msg')
-    assert not result.changed
-    assert [views(conn, name) for name in watched] == before, 'a refused run changed a domain'
-    return result
 
 
 # ---------------------------------------------------------------------------------------
@@ -484,16 +412,9 @@ def test_concurrent_runs_on_one_domain_keep_both_changes(conn, names):
         volumes = ['c%d-%d.img' % (round_number, index) for index in range(2)]
         for volume in volumes:
             make_volume(conn, pool, volume, 'raw')
-        results = []
-        procs = [subprocess.Popen(
-            [ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.vm_disk', '-a',
-             json.dumps({'domain': dom.name(), 'pool': pool, 'volume': volume, 'bus': 'scsi'})],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK='default'))
-            for volume in volumes]
-        for proc in procs:
-            out, err = proc.communicate(timeout=300)
-            results.append((proc.returncode, out, err))
-        assert all(code == 0 for code, _out, _err in results), results
+        results = parallel_runs('vm_disk', [{'domain': dom.name(), 'pool': pool, 'volume': volume, 'bus': 'scsi'}
+                                            for volume in volumes])
+        assert all(code == 0 for code, _out in results), results
     live, config = views(conn, dom.name())
     for xml in (live, config):
         sources = sorted(element.find('source').get('volume') for element in disks_of(xml).values()
@@ -562,12 +483,8 @@ def test_two_domains_racing_for_one_volume_get_it_once(conn, names):
     for attempt in range(3):
         volume = 'race%d.img' % attempt
         make_volume(conn, pool, volume, 'raw')
-        procs = [subprocess.Popen(
-            [ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.vm_disk', '-a',
-             json.dumps({'domain': dom.name(), 'pool': pool, 'volume': volume})],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK='default'))
-            for dom in doms]
-        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+        outputs = [out for _code, out in parallel_runs('vm_disk', [{'domain': dom.name(), 'pool': pool, 'volume': volume}
+                                                                    for dom in doms])]
         holders = [dom.name() for dom in doms
                    if any(element.get('type') == 'volume' and element.find('source').get('volume') == volume
                           for element in disks_of(dom.XMLDesc(INACTIVE)).values())]

@@ -8,13 +8,12 @@ exactly as they were, in check mode and for real."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
-
 import libvirt
 import pytest
 from lxml import etree
 
-from _lab import define_domain
+import _disks
+from _lab import define_domain, make_dir_pool, make_volume
 
 MIB = 1024 ** 2
 # the parts of the `disk` result that check mode predicts and a real run must give
@@ -26,22 +25,11 @@ EMPTY_CDROM = ("<disk type='file' device='cdrom'><driver name='qemu' type='raw'/
 # ---------------------------------------------------------------------------------------
 # helpers
 def make_pool(conn, names, suffix='pool'):
-    """A dir pool of this test, made through libvirt directly."""
-    name = names(suffix)
-    target = names.path(suffix)
-    os.makedirs(target)
-    root = etree.Element('pool', type='dir')
-    etree.SubElement(root, 'name').text = name
-    etree.SubElement(etree.SubElement(root, 'target'), 'path').text = target
-    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
-    pool.create(0)
-    return name, target
+    return make_dir_pool(conn, names, suffix)
 
 
 def create_volume(conn, pool_name, name, capacity=16 * MIB, volume_format='qcow2'):
-    xml = ("<volume><name>%s</name><capacity>%d</capacity><allocation>0</allocation>"
-           "<target><format type='%s'/></target></volume>" % (name, capacity, volume_format))
-    return conn.storagePoolLookupByName(pool_name).createXML(xml, 0)
+    return make_volume(conn, pool_name, name, capacity, volume_format)
 
 
 def volume_disk(pool, volume, target, volume_format='qcow2', boot=None):
@@ -125,50 +113,13 @@ def disk_info(run, name):
 
 def converge(run, conn, args, verify=None):
     """check mode (nothing changes) -> apply -> re-apply (no change), verified through libvirt."""
-    name = args['domain']
-    before = domain_xmls(conn, name)
-    checked = run('vm_disk', args, check=True, diff=True)
-    assert not checked.failed, checked.result
-    assert checked.changed
-    assert checked['actions'], 'a change without steps'
-    assert domain_xmls(conn, name) == before, 'check mode changed the domain'
-    applied = run('vm_disk', args, diff=True)
-    assert not applied.failed, applied.result
-    assert applied.changed
-    assert applied['actions'] == checked['actions'], 'check mode predicted other steps than were taken'
-    assert domain_xmls(conn, name) != before, 'the run changed nothing in libvirt'
-    if verify is not None:
-        verify(applied)
-    predicted, real = checked['disk'], applied['disk']
-    assert (predicted is None) == (real is None), (predicted, real)
-    if real is not None:
-        for field in PREDICTED_FIELDS:
-            assert predicted[field] == real[field], 'check mode predicted %s=%r, the run gave %r' % (
-                field, predicted[field], real[field])
-    after = domain_xmls(conn, name)
-    again = run('vm_disk', args)
-    assert not again.failed, again.result
-    assert not again.changed, again['actions']
-    assert again['actions'] == []
-    assert domain_xmls(conn, name) == after, 'the re-run changed the domain'
-    return checked, applied
+    return _disks.converge(run, conn, args, verify, fields=PREDICTED_FIELDS)
 
 
 def refused(run, conn, args, code):
     """The run fails with `code`, in check mode and for real, and the running domain and
     its definition are exactly as they were."""
-    name = args['domain']
-    before = domain_xmls(conn, name)
-    checked = run('vm_disk', args, check=True)
-    assert checked.failed, checked.result
-    assert checked['error_code'] == code, checked.result
-    assert domain_xmls(conn, name) == before, 'a refused check run changed the domain'
-    result = run('vm_disk', args)
-    assert result.failed, result.result
-    assert result['error_code'] == code, result.result
-    assert not result.changed
-    assert domain_xmls(conn, name) == before, 'a refused run changed the domain'
-    return result
+    return _disks.refused(run, conn, args, code)
 
 
 def role_of(disk):
