@@ -12,6 +12,7 @@ let go of the device (libvirt's device-removed event, confirmed by the live XML)
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import dataclasses
 import os
 import stat
@@ -21,7 +22,7 @@ from typing import Optional
 from ansible_collections.virtops.storage.plugins.module_utils import _domain
 from ansible_collections.virtops.storage.plugins.module_utils._domain import DiskState
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
-from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file, inspect_image
+from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file, data_file, inspect_image
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
@@ -48,6 +49,8 @@ class DiskSource:
     network: Optional[_domain.NetworkSource] = None
     chain: tuple = ()  # the backing files under it (read from the image headers)
     block: bool = False  # a block device (or a LUN volume): what device: lun needs
+    reads_header: bool = False  # a file volume whose format libvirt read from the file's own header
+    outside: Optional[str] = None  # a file that header makes QEMU open outside every pool
 
     @property
     def identity(self):
@@ -84,6 +87,19 @@ class ObservedDomain:
 
     def view(self, name):
         return self.config if name == 'config' else self.live
+
+    def root(self):
+        """The root disk as the definition says (what the next boot uses); the running
+        domain's own XML only for a transient domain. A legacy running view is no guide:
+        libvirt inserts hot-plugged disks into it by bus and index, not by boot order."""
+        view = self.config if self.config is not None else self.live
+        return view.root() if view is not None else None
+
+    def is_root(self, disks):
+        """Whether the disk found as {view: DiskState} is the root disk."""
+        root = self.root()
+        mine = disks.get('config') if self.config is not None else disks.get('live')
+        return root is not None and mine is not None and mine.target == root.target
 
     @property
     def views(self):
@@ -157,12 +173,13 @@ def desired_from_params(params):
                                                'with role: root')
     if desired.role == 'data' and desired.boot_order == 1:
         raise StorageError('INVALID_ARGUMENT', 'boot_order 1 belongs to the root disk; use role: root')
-    if desired.boot_order == 1:
-        desired.role = 'root'  # the SPEC's root disk is the one with boot order 1, with all its rules
     if desired.device == 'lun' and desired.bus not in (None, 'scsi'):
         raise StorageError('INVALID_ARGUMENT', "device: lun passes SCSI commands through and needs bus: scsi")
     if desired.device == 'cdrom' and desired.bus == 'virtio':
         raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
+    if desired.device == 'cdrom' and (desired.role == 'root' or desired.readonly is False):
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom is read-only media and never the root disk (role: root and '
+                                               'readonly: false do not apply to it)')
     if desired.unplug_timeout is not None and not 0 <= desired.unplug_timeout <= MAX_UNPLUG_TIMEOUT:
         raise StorageError('INVALID_ARGUMENT', 'unplug_timeout must be a number of seconds from 0 to %d'
                            % MAX_UNPLUG_TIMEOUT)
@@ -233,8 +250,7 @@ def _plan_detach(plan, desired, domain, scope, found):
                                                   'nothing was detached' % (disk.source_label, domain.name,
                                                                             disk.target, disk.bus, disk.device,
                                                                             option, wanted))
-    is_root = any(view.root() is not None and view.root().target == found[name].target
-                  for name, view in domain.views if name in found)
+    is_root = domain.is_root(found)
     if is_root and domain.running:
         raise StorageError('DOMAIN_RUNNING', 'disk %s (%s) is the root disk of %s, which is running: shut the domain '
                                              'down before detaching its root disk'
@@ -249,7 +265,7 @@ def _plan_detach(plan, desired, domain, scope, found):
                  % (live_disk.target, live_disk.source_label, domain.name),
                  'detach_live', (domain.name, live_disk.xml, live_disk.target, live_disk.alias, desired.unplug_timeout))
         plan.predicted['live'] = None
-    if 'config' in leaving and is_root and domain.config.legacy_boot:
+    if 'config' in leaving and is_root and domain.config is not None and domain.config.legacy_boot:
         remaining = [other for other in domain.config.disks
                      if other.device in _domain.HARD_DISKS and other.target != found['config'].target]
         if remaining and 'hd' in domain.config.legacy_boot:
@@ -260,8 +276,7 @@ def _plan_detach(plan, desired, domain, scope, found):
         plan.add('detach disk %s (%s) from the definition of %s'
                  % (config_disk.target, config_disk.source_label, domain.name),
                  'detach_config', (domain.name, config_disk.xml),
-                 undo=_undo('put disk %s back into the definition of %s' % (config_disk.target, domain.name),
-                            'attach_config', (domain.name, config_disk.xml)))
+                 undo=_undo('restore the definition of %s' % domain.name, 'define', (domain.config.xml,)))
         plan.predicted['config'] = None
 
 
@@ -345,10 +360,15 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
         raise StorageError('HOTPLUG_UNSUPPORTED', 'the %s bus cannot hot-plug a disk into running domain %s; use '
                                                   'virtio or scsi, or set live: false and attach it at the next start'
                            % (bus, domain.name))
-    roots = dict((name, view.root()) for name, view in domain.views)
-    is_root = dict((name, root is not None and source.matches(root)) for name, root in roots.items())
+    if device == 'cdrom' and (desired.role == 'root' or desired.readonly is False):
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom is read-only media and never the root disk (role: root and '
+                                               'readonly: false do not apply to it)')
+    if desired.role is None and desired.boot_order == 1 and device in _domain.HARD_DISKS:
+        desired = dataclasses.replace(desired, role='root')  # boot order 1 is the root's, with all its rules
+    root = domain.root()
+    is_root = domain.is_root(found)
     # a boot_order other than 1 on the root takes its role as surely as role: data does
-    demote = any(is_root.values()) and (desired.role == 'data' or desired.boot_order not in (None, 1))
+    demote = is_root and (desired.role == 'data' or desired.boot_order not in (None, 1))
     if demote and not _can_boot_otherwise(domain, found):
         # libvirt boots the first hard disk of a definition without any boot order: this one
         demote = False
@@ -358,12 +378,10 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
                                                    'order 1' % (existing.target, domain.name))
         plan.warnings.append('disk %s stays the boot disk of %s: no other device boots, and libvirt boots the first '
                              'hard disk then' % (existing.target, domain.name))
-    promote = desired.role == 'root' and not any(is_root.values())
-    if desired.role == 'root':
-        for name, root in roots.items():
-            if root is not None and not source.matches(root):
-                raise StorageError('ROOT_DISK_PRESENT', '%s %s already has a root disk: %s (%s); detach it first'
-                                   % (VIEW_WORDS[name], domain.name, root.target, root.source_label))
+    promote = desired.role == 'root' and not is_root
+    if desired.role == 'root' and root is not None and not is_root:
+        raise StorageError('ROOT_DISK_PRESENT', 'domain %s already has a root disk: %s (%s); detach it first'
+                           % (domain.name, root.target, root.source_label))
     if (promote or demote) and domain.running:
         raise StorageError('DOMAIN_RUNNING', 'domain %s is running: %s its root disk only while it is shut off'
                            % (domain.name, 'attach' if promote else 'detach'))
@@ -416,6 +434,17 @@ def _pick(asked, existing, name, default):
     return default
 
 
+def _live_changes(live_disk, wanted):
+    """What the running disk lacks of `wanted`. libvirt runs a writable shareable disk with
+    cache='none' when its definition names no cache: that is not a difference."""
+    changes = _changes(live_disk, wanted)
+    changes.pop('boot_order', None)
+    if 'cache' in changes and changes['cache'] is None and live_disk.cache == 'none' and live_disk.shareable \
+            and not live_disk.readonly:
+        del changes['cache']
+    return changes
+
+
 def _changes(disk, wanted):
     fields = _domain.TUNABLES + ('format', 'boot_order')
     return dict((name, getattr(wanted, name)) for name in fields if getattr(disk, name) != getattr(wanted, name))
@@ -438,8 +467,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         rewrite[disk.target] = want
     if view.legacy_boot:
         # a new first disk would silently become the <boot dev='hd'> disk: pin the order first
-        moves_root = ('hd' in view.legacy_boot and disk is None and wanted.device in _domain.HARD_DISKS
-                      and _domain.insert_position(view, wanted.bus, wanted.target) <= _first_disk(view))
+        moves_root = disk is None and _takes_a_legacy_slot(view, wanted)
         current = orders.get(disk.target) if disk is not None else None
         needed = moves_root or demote or (want is not None and want != current)
     else:
@@ -471,8 +499,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         controller = _domain.scsi_controller_xml()
         plan.add('add a virtio-scsi controller to the definition of %s' % domain.name, 'attach_config',
                  (domain.name, controller),
-                 undo=_undo('remove the virtio-scsi controller from the definition of %s' % domain.name,
-                            'detach_config', (domain.name, controller)))
+                 undo=restore)
     if 'config' in missing and needed:
         # one change: libvirt would put <boot dev='hd'/> back into a definition left without any boot order
         plan.add('attach disk %s (%s) to the definition of %s, %s'
@@ -486,8 +513,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         if not needed:
             plan.add('attach disk %s (%s) to the definition of %s' % (wanted.target, wanted.source_label, domain.name),
                      'attach_config', (domain.name, _domain.disk_xml(wanted)),
-                     undo=_undo('detach disk %s from the definition of %s' % (wanted.target, domain.name),
-                                'detach_config', (domain.name, _domain.disk_xml(wanted))))
+                     undo=restore)
         plan.predicted['config'] = wanted
         return
     changes = _changes(disk, wanted)
@@ -500,9 +526,16 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         (name, getattr(wanted, name)) for name in _domain.TUNABLES + ('format', 'boot_order')))
 
 
-def _first_disk(view):
-    return next((index for index, disk in enumerate(view.disks) if disk.device in _domain.HARD_DISKS),
-                len(view.disks))
+def _takes_a_legacy_slot(view, wanted):
+    """Whether a new disk would land first among the devices of a kind <os><boot dev> boots
+    (hard disks for 'hd', cdroms for 'cdrom', floppies for 'fd'), and so take over its boot."""
+    kinds = {'hd': _domain.HARD_DISKS, 'cdrom': ('cdrom',), 'fd': ('floppy',)}
+    for dev in view.legacy_boot:
+        devices = kinds.get(dev)
+        if devices and wanted.device in devices:
+            first = next((index for index, disk in enumerate(view.disks) if disk.device in devices), len(view.disks))
+            return _domain.insert_position(view, wanted.bus, wanted.target) <= first
+    return False
 
 
 def _boot_lines(orders, legacy):
@@ -535,8 +568,7 @@ def _plan_live(plan, domain, disk, wanted, config_in_scope):
                  'attach_live', (domain.name, _domain.disk_xml(wanted, with_boot=with_boot)))
         plan.predicted['live'] = dataclasses.replace(wanted, boot_order=wanted.boot_order if with_boot else None)
         return
-    changes = _changes(disk, wanted)
-    changes.pop('boot_order', None)
+    changes = _live_changes(disk, wanted)
     if not changes:
         return
     if not config_in_scope:
@@ -557,10 +589,11 @@ def describe_disk(domain, disks, source=None):
     disk = disks.get('config') or disks.get('live')
     if disk is None:
         return None
-    view = domain.view('config' if disks.get('config') is not None else 'live')
-    orders = view.boot_orders()
-    root = view.root()
-    order = orders.get(disk.target)
+    from_config = disks.get('config') is not None
+    if from_config or domain.config is None:
+        order = (domain.config if from_config else domain.live).boot_orders().get(disk.target)
+    else:
+        order = disk.boot_order  # only in the running domain: what it was plugged in with
     key = source.key if source is not None else None
     pool = disk.pool or (source.pool if source is not None else None)
     volume = disk.volume or (source.volume if source is not None else None)
@@ -571,7 +604,7 @@ def describe_disk(domain, disks, source=None):
     return {
         'target': disk.target, 'bus': disk.bus, 'device': disk.device,
         'source': {'pool': pool, 'volume': volume, 'key': key, 'path': disk.path, 'network': network},
-        'format': disk.format, 'role': 'root' if root is not None and root.target == disk.target else 'data',
+        'format': disk.format, 'role': 'root' if domain.is_root(disks) else 'data',
         'bootable': order is not None, 'boot_order': order, 'readonly': disk.readonly, 'shareable': disk.shareable,
         'serial': disk.serial, 'guest_path': _domain.guest_path(disk),
         'cache': disk.cache, 'io': disk.io, 'discard': disk.discard, 'detect_zeroes': disk.detect_zeroes,
@@ -648,8 +681,7 @@ class DiskOps(object):
         if (pool_name, name) not in self._volume_files:
             path = None
             pool = self.client.lookup_pool(pool_name)
-            with self.client.errors('read pool %s' % pool_name):
-                active = pool is not None and bool(pool.isActive())
+            active = pool is not None and self.client.pool_is_active(pool)
             volume = self.client.lookup_volume(pool, name) if active else None
             if volume is not None:
                 with self.client.errors('read volume %s of pool %s' % (name, pool_name)):
@@ -673,7 +705,16 @@ class DiskOps(object):
     def _source(self, desired):
         source = self._located(desired)
         if desired.format is not None and source.format != driver_format(desired.format):
+            if desired.format == 'raw' and source.pool and source.reads_header:
+                # libvirt guessed the format of a file volume from its header; raw never opens another file
+                return dataclasses.replace(source, format='raw', chain=(), outside=None)
             raise StorageError('FORMAT_MISMATCH', '%s is %s, not %s' % (source.label, source.format, desired.format))
+        if source.outside and desired.format is None:
+            # a raw disk's guest can write any header: one that reaches outside the pools is trusted only when told
+            raise StorageError('INVALID_ARGUMENT', 'the %s header of %s makes QEMU open %s, which is in no storage pool; '
+                                                   'if that is right, say so with format: %s (or format: raw to read '
+                                                   'the file as it is)' % (source.format, source.label, source.outside,
+                                                                           source.format))
         return source
 
     def _located(self, desired):
@@ -706,11 +747,13 @@ class DiskOps(object):
         if not stat.S_ISREG(mode):
             raise StorageError('INVALID_ARGUMENT', 'path %s is neither a file nor a block device' % path)
         image = inspect_image(path)
+        if desired.format == 'raw':
+            return DiskSource(kind='file', format='raw', path=path, real_path=os.path.realpath(path))
         if image.backing_file and desired.format is None:
             # a raw disk's guest can write any header, backing file included: trust one only when told to
-            raise StorageError('INVALID_ARGUMENT', '%s is outside every storage pool and its header names a backing '
-                                                   'file; if it really is a %s overlay, say so with format: %s'
-                               % (path, image.format, image.format))
+            raise StorageError('INVALID_ARGUMENT', '%s is outside every storage pool and its header names other files '
+                                                   '(a backing or data file); if it really is such a %s image, say '
+                                                   'so with format: %s' % (path, image.format, image.format))
         return DiskSource(kind='file', format=driver_format(desired.format or image.format), path=path,
                           real_path=os.path.realpath(path), chain=self._chain(path))
 
@@ -718,21 +761,35 @@ class DiskOps(object):
         observed = parse_volume(self.client.volume_xml(volume), pool_name)
         block = observed.type == 'block'
         real = os.path.realpath(observed.path) if observed.path and self.client.is_local else observed.path
+        reads_header = observed.type == 'file' and observed.format not in (None, 'raw')
+        chain = self._chain(observed.path) if reads_header else ()
+        outside = next((path for path in chain if _by_path(self.client, path) is None), None)
+        if reads_header and outside is None and not self.client.is_local and observed.backing_path:
+            if _by_path(self.client, observed.backing_path) is None:
+                outside = observed.backing_path
         return DiskSource(kind=kind or ('block' if block else 'file'),
                           format=driver_format(observed.effective_format or 'raw'), pool=pool_name,
                           volume=observed.name, key=observed.key, path=observed.path, real_path=real,
-                          chain=self._chain(observed.path) if observed.backing_path else (),
-                          block=observed.type in ('block', 'network'))
+                          chain=chain, block=observed.type in ('block', 'network'), reads_header=reads_header,
+                          outside=outside)
 
     def _chain(self, path):
+        """Every other file QEMU opens for this image: its backing files and external data
+        files, read from the headers on this host."""
         if not self.client.is_local:
             return ()
-        chain, seen = [], set([path])
-        below = backing_file(path)
-        while below is not None and below not in seen:
+        chain, seen, current = [], set([path]), path
+        while current is not None:
+            extra = data_file(current)
+            if extra is not None and extra not in seen:
+                chain.append(extra)
+                seen.add(extra)
+            below = backing_file(current)
+            if below is None or below in seen:
+                break
             chain.append(below)
             seen.add(below)
-            below = backing_file(below)
+            current = below
         return tuple(chain)
 
     def users(self, source):
@@ -823,11 +880,16 @@ def run_vm_disk_module(module):
     client = module.client(events=True)
     ops = DiskOps(client)
     domain = ops.domain(desired.domain)
-    with host_lock('the disks of domain %s' % domain.name(), (client.uri, 'domain', domain.UUIDString())):
+    uri = client.canonical_uri
+    with host_lock('the disks of domain %s' % domain.name(), (uri, 'domain', domain.UUIDString())):
         source = ops.source(desired)
-        # then the source's own lock (the one storage_volume takes): two domains attaching one
-        # volume at once, or a delete racing an attach, take turns; always domain first, then source
-        with host_lock(source.label, source_lock(client.uri, source)):
+        # then the source's own lock (the one storage_volume takes) and those of the files under
+        # it: two domains attaching one volume at once, or a delete racing an attach, take turns.
+        # Always domain, then source, then its chain in order: no two runs wait for each other.
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(host_lock(source.label, source_lock(uri, source)))
+            for path in sorted(source.chain):
+                locks.enter_context(host_lock(path, (uri, 'path', path)))
             _run_locked(module, desired, ops, domain, ops.source(desired))
 
 
@@ -866,7 +928,7 @@ def _predicted_domain(observed, before, plan):
             index = disks.index(old)
             disks[index:index + 1] = [new] if new is not None else []
         elif new is not None:
-            disks.append(new)
+            disks.insert(_domain.insert_position(view, new.bus, new.target), new)  # where libvirt puts it
         legacy, device_boot = view.legacy_boot, view.device_boot
         if name == 'config' and plan.rewrite is not None:
             targets = set(disk.target for disk in disks)
@@ -888,8 +950,12 @@ def list_disks(client, domain_name):
     merged = []
     for name, view in observed.views:
         for disk in view.disks:
-            entry = next((item for item in merged if _same_disk(item.get(_other(name)), disk)), None)
-            if entry is None or name in entry:
+            # the same source may be attached twice: pair it with an entry still lacking this view,
+            # at the same target when there is one
+            free = [item for item in merged if name not in item and _same_disk(item.get(_other(name)), disk)]
+            entry = next((item for item in free if item[_other(name)].target == disk.target), None) or \
+                next(iter(free), None)
+            if entry is None:
                 entry = {}
                 merged.append(entry)
             entry[name] = disk
@@ -900,8 +966,7 @@ def list_disks(client, domain_name):
         described['drift'] = _drift(observed, entry)
         disks.append(described)
     disks.sort(key=lambda item: (item['target'] or ''))
-    root_view = observed.config or observed.live
-    root = root_view.root() if root_view is not None else None
+    root = observed.root()
     facts = {'name': observed.name, 'uuid': observed.uuid, 'running': observed.running,
              'persistent': observed.persistent}
     return disks, root.target if root is not None else None, facts
@@ -951,10 +1016,12 @@ def _drift(observed, entry):
         return ['only in the definition']
     fields = ('target', 'bus', 'device', 'format') + _domain.TUNABLES
     drift = [name for name in fields if getattr(config, name) != getattr(live, name)]
-    config_order = observed.config.boot_orders().get(config.target)
-    live_order = observed.live.boot_orders().get(live.target)
-    if config_order != live_order:
-        drift.append('boot_order')
+    if 'cache' in drift and config.cache is None and live.cache == 'none' and live.shareable and not live.readonly:
+        drift.remove('cache')  # libvirt runs a writable shareable disk uncached
+    if not observed.config.legacy_boot and not observed.live.legacy_boot:
+        # a running view under <os><boot dev> lists hot-plugged disks by bus, not boot order: no guide
+        if observed.config.boot_orders().get(config.target) != observed.live.boot_orders().get(live.target):
+            drift.append('boot_order')
     return drift
 
 

@@ -47,10 +47,14 @@ def _u64le(buf, offset):
     return struct.unpack_from('<Q', buf, offset)[0]
 
 
+QCOW2_EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit: the guest data lives in another file
+
+
 def _qcow(buf):
     version = _u32be(buf, 4)
     # both versions keep the backing file offset at 8 and the virtual size at 24
-    return ('qcow' if version == 1 else 'qcow2'), _u64be(buf, 24), _u64be(buf, 8) != 0
+    depends = _u64be(buf, 8) != 0 or (version >= 3 and bool(_u64be(buf, 72) & QCOW2_EXTERNAL_DATA_FILE))
+    return ('qcow' if version == 1 else 'qcow2'), _u64be(buf, 24), depends
 
 
 def _qed(buf):
@@ -59,7 +63,12 @@ def _qed(buf):
 
 
 def _vmdk(buf):
-    return 'vmdk', _u64le(buf, 12) * 512, False  # a parent is named in the descriptor, not here
+    # a sparse VMDK's embedded descriptor (usually in its first sectors) names any parent
+    return 'vmdk', _u64le(buf, 12) * 512, b'parentFileNameHint' in buf
+
+
+def _vmdk_descriptor(buf):
+    return 'vmdk', None, True  # a text descriptor: its data is in the extent files it names
 
 
 def _vdi(buf):
@@ -75,6 +84,7 @@ _SIGNATURES = (
     (0, b'QFI\xfb', _qcow),
     (0, b'QED\x00', _qed),
     (0, b'KDMV', _vmdk),
+    (0, b'# Disk DescriptorFile', _vmdk_descriptor),
     (0x40, b'\x7f\x10\xda\xbe', _vdi),
     (0, b'conectix', _vpc),
     (0, b'vhdxfile', None),
@@ -122,6 +132,28 @@ def inspect_image(path):
     if header[_ISO_OFFSET:_ISO_OFFSET + 5] == b'CD001':
         return ImageInfo(path, 'iso', size, size)
     return ImageInfo(path, 'raw', size, size)
+
+
+def data_file(path):
+    """The external data file a qcow2 v3 image keeps its guest data in (header extension
+    0x44415441), or None."""
+    try:
+        with os.fdopen(_open_regular(path), 'rb') as handle:
+            header = handle.read(_HEADER_BYTES)
+        if header[:4] != b'QFI\xfb' or _u32be(header, 4) < 3 or not _u64be(header, 72) & QCOW2_EXTERNAL_DATA_FILE:
+            return None
+        offset = _u32be(header, 100)  # header length: the extensions follow it
+        while offset + 8 <= len(header):
+            kind, length = _u32be(header, offset), _u32be(header, offset + 4)
+            if kind == 0:
+                return None
+            if kind == 0x44415441:
+                name = header[offset + 8:offset + 8 + length].decode('utf-8', 'replace')
+                return os.path.normpath(os.path.join(os.path.dirname(path), name))
+            offset += 8 + (length + 7) // 8 * 8
+    except (IOError, OSError, struct.error):
+        return None
+    return None
 
 
 def backing_file(path):

@@ -209,9 +209,17 @@ class LibvirtClient(object):
             raise StorageError('POOL_NOT_FOUND', 'storage pool %r does not exist' % name)
         return pool
 
-    def pool_xml(self, pool, inactive=False):
+    def pool_xml(self, pool, inactive=False, missing_ok=False):
         """A pool's XML; `inactive` asks for the stored definition, which drivers that do
-        not keep one apart (libvirt's test and ESX drivers) refuse: there the live XML is it."""
+        not keep one apart (libvirt's test and ESX drivers) refuse: there the live XML is it.
+        With `missing_ok`, None when the pool has gone away since it was looked up."""
+        if missing_ok:
+            try:
+                return self.pool_xml(pool, inactive)
+            except StorageError as err:
+                if err.code == 'POOL_NOT_FOUND':
+                    return None
+                raise
         with self.errors('read the definition of pool %s' % pool.name()):
             if inactive:
                 try:
@@ -220,6 +228,18 @@ class LibvirtClient(object):
                     if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG or 'unsupported flags' not in str(err):
                         raise
             return pool.XMLDesc(0)
+
+    def pool_is_active(self, pool):
+        """Whether a pool runs; None when it has gone away since it was looked up."""
+        active = self._lookup('read pool %s' % pool.name(), pool.isActive)
+        return None if active is None else bool(active)
+
+    @property
+    def canonical_uri(self):
+        """The URI libvirt says it is connected to: one name for one daemon, whatever the
+        spelling of `uri` (locks are keyed on it)."""
+        with self.errors('read the connection URI'):
+            return self.conn.getURI()
 
     @property
     def is_local(self):

@@ -89,10 +89,15 @@ def apply_plan(plan, ops):
         except StorageError as err:
             steps = [step.description for step in done] + ['failed: %s' % action.description]
             kept = []  # what still stands: `changed` is about the state left behind
+            undone = set()  # several steps may share one undo (restore a whole definition): run it once
             for step in reversed(done):
                 if step.undo is None:
                     kept.append(step)
                     continue
+                key = (step.undo.method, repr(step.undo.args))
+                if key in undone:
+                    continue
+                undone.add(key)
                 try:
                     step.undo.apply(ops)
                     steps.append('rolled back: %s' % step.undo.description)

@@ -128,9 +128,10 @@ class UsageIndex(object):
         paths = {}
         for pool_name in sorted(set(key[1] for key in self._uses if key[0] == 'volume')):
             pool = client.lookup_pool(pool_name)
-            if pool is None:
+            xml = client.pool_xml(pool, missing_ok=True) if pool is not None else None
+            if xml is None:  # gone, or went away meanwhile
                 continue
-            root = _xml.parse(client.pool_xml(pool), 'pool XML')
+            root = _xml.parse(xml, 'pool XML')
             target = _xml.text_of(root, 'target/path')
             if root.get('type') in FILE_POOL_TYPES and target:
                 paths.update(((pool_name, key[2]), os.path.join(target, key[2]))

@@ -582,7 +582,8 @@ class VolumeOps(object):
             return None
         directory = posixpath.dirname(path)
         for pool in self.client.active_pools():
-            if pool_facts(self.client, pool, True).target_path == directory:
+            xml = self.client.pool_xml(pool, missing_ok=True)
+            if xml is not None and parse_definition(_xml.parse(xml, 'pool XML')).target_path == directory:
                 with self.client.errors('refresh pool %s' % pool.name()):
                     pool.refresh(0)
                 return self.client.lookup_volume_by_path(path)
@@ -765,7 +766,7 @@ def run_volume_module(module):
     client = module.client()
     desired = desired_from_params(module.params)
     what = 'volume %s of pool %s' % (desired.name, desired.pool)
-    with host_lock(what, (client.uri, 'volume', desired.pool, desired.name)):
+    with host_lock(what, (client.canonical_uri, 'volume', desired.pool, desired.name)):
         _run_volume_module(module, client, desired)
 
 

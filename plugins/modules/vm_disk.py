@@ -42,7 +42,11 @@ description:
     boot order when a boot order has to be set (libvirt cannot mix the two), keeping the order the
     devices booted in; so is one where a new disk would otherwise become the first hard disk and
     silently take over booting."
-  - Runs that change the disks of the same domain on one host take turns, so neither loses the other's change.
+  - Runs that change the disks of the same domain on one host take turns, so neither loses the other's change;
+    runs that attach the same source (or files under it) take turns too, also with M(virtops.storage.storage_volume).
+  - libvirt reads a file volume's format from its header, which the guest of a raw volume can write. A header
+    that makes QEMU open a file outside every pool (a backing or data file) is followed only when O(format)
+    confirms it; O(format=raw) reads such a volume as it is.
 author:
   - virtops.storage contributors (@virtops)
 extends_documentation_fragment:

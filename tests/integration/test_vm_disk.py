@@ -483,8 +483,8 @@ def test_two_domains_racing_for_one_volume_get_it_once(conn, names):
     for attempt in range(3):
         volume = 'race%d.img' % attempt
         make_volume(conn, pool, volume, 'raw')
-        outputs = [out for _code, out in parallel_runs('vm_disk', [{'domain': dom.name(), 'pool': pool, 'volume': volume}
-                                                                    for dom in doms])]
+        runs = [{'domain': dom.name(), 'pool': pool, 'volume': volume} for dom in doms]
+        outputs = [out for _code, out in parallel_runs('vm_disk', runs)]
         holders = [dom.name() for dom in doms
                    if any(element.get('type') == 'volume' and element.find('source').get('volume') == volume
                           for element in disks_of(dom.XMLDesc(INACTIVE)).values())]
@@ -529,7 +529,7 @@ def test_odd_timeouts_and_formats_are_refused(run, conn, names):
     for timeout in ('nan', 'inf', -1):
         refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'unplug_timeout': timeout},
                 'INVALID_ARGUMENT')
-    refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'format': 'raw'}, 'FORMAT_MISMATCH')
+    refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'format': 'vmdk'}, 'FORMAT_MISMATCH')
     result = refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2', 'shareable': True},
                      'INVALID_ARGUMENT')
     assert 'raw' in result['msg']
@@ -550,3 +550,62 @@ def test_file_outside_pools_with_a_backing_file_needs_its_format_confirmed(run, 
         assert live.find('backingStore/source').get('file') == base
 
     converge(run, conn, {'domain': dom.name(), 'path': top, 'format': 'qcow2'}, verify)
+
+
+def test_a_volume_whose_header_reaches_outside_the_pools_needs_its_format_confirmed(run, conn, names):
+    """libvirt reads a file volume's format from its header, which a guest of a raw volume can
+    write: a qcow2 header pointing at a host file must not be believed unasked."""
+    pool = make_pool(conn, names)
+    path = make_volume(conn, pool, 'guest-written.img', 'raw')
+    secret = names.path('host-secret.txt')
+    with open(secret, 'w') as handle:
+        handle.write('not for guests\n')
+    header = names.path('header.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, header, '16M'], check=True)
+    subprocess.run(['dd', 'if=%s' % header, 'of=%s' % path, 'conv=notrunc', 'status=none'], check=True)
+    conn.storagePoolLookupByName(pool).refresh(0)
+    dom = make_domain(conn, names)
+    args = {'domain': dom.name(), 'pool': pool, 'volume': 'guest-written.img'}
+    result = refused(run, conn, args, 'INVALID_ARGUMENT')
+    assert secret in result['msg'] and 'format' in result['msg']
+
+    def verify(applied):
+        live, config = disk_in(conn, dom.name(), 'vdb')
+        assert live.find('driver').get('type') == 'raw' and config.find('driver').get('type') == 'raw'
+        assert live.find('backingStore/source') is None, 'QEMU must not open the host file'
+
+    converge(run, conn, dict(args, format='raw'), verify)
+
+
+def test_a_disk_hot_plugged_before_a_legacy_root_stays_a_data_disk(run, conn, names):
+    """Under <boot dev='hd'/> libvirt lists a hot-plugged sda before the sdb the domain booted
+    from: the definition, not that order, says which disk is root."""
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'root.qcow2')
+    make_volume(conn, pool, 'data.img', 'raw')
+    root = ("<controller type='scsi' index='0' model='virtio-scsi'/><disk type='volume' device='disk'>"
+            "<driver name='qemu' type='qcow2'/><source pool='%s' volume='root.qcow2'/><target dev='sdb' bus='scsi'/>"
+            "</disk>" % pool)
+    dom = define_domain(conn, names('legacy'), root, start=True)
+    args = {'domain': dom.name(), 'pool': pool, 'volume': 'data.img', 'target': 'sda', 'role': 'data'}
+    converge(run, conn, args)
+    assert [disk.find('target').get('dev') for disk in etree.fromstring(dom.XMLDesc(0)).findall('devices/disk')] == \
+        ['sda', 'sdb'], 'libvirt lists the new disk first'
+    info = run('vm_disk_info', {'domain': dom.name()})
+    assert info['root'] == 'sdb'
+    assert dict((disk['target'], (disk['role'], disk['drift'])) for disk in info['disks']) == {
+        'sda': ('data', []), 'sdb': ('root', [])}
+    converge(run, conn, dict(args, state='absent'))
+    assert disk_in(conn, dom.name(), 'sda') == (None, None)
+
+
+def test_vm_disk_info_pairs_a_source_attached_twice(run, conn, names):
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'twice.img', 'raw')
+    twice = ''.join("<disk type='volume' device='disk'><driver name='qemu' type='raw'/><source pool='%s' "
+                    "volume='twice.img'/><target dev='%s' bus='virtio'/><readonly/></disk>" % (pool, target)
+                    for target in ('vdb', 'vdc'))
+    dom = define_domain(conn, names('twice'), twice, start=True)
+    info = run('vm_disk_info', {'domain': dom.name()})
+    assert [(disk['target'], disk['drift'], disk['live'], disk['persistent']) for disk in info['disks']] == [
+        ('vdb', [], True, True), ('vdc', [], True, True)]

@@ -355,7 +355,7 @@ def test_new_disk_on_a_shut_off_domain():
     assert element.find('target').attrib == {'dev': 'vdb', 'bus': 'virtio'}
     assert element.findtext('serial') == _domain.default_serial(DATA.key)
     assert element.find('boot') is None and element.find('readonly') is None and element.find('shareable') is None
-    assert attach.undo.method == 'detach_config' and attach.undo.args == attach.args
+    assert attach.undo.method == 'define' and attach.undo.args == (SHUT_OFF.config.xml,), 'undone by restoring the definition'
     assert list(steps.predicted) == ['config'] and steps.predicted['config'].target == 'vdb'
     assert steps.rewrite is None and steps.boot is None and steps.warnings == [] and steps.changed
 
@@ -367,7 +367,7 @@ def test_new_disk_on_a_running_domain_goes_to_the_definition_first():
     assert live.description == 'hot-plug disk vdb (images/data.qcow2) into running domain vm1'
     assert disk_of(config).target == disk_of(live).target == 'vdb'
     assert disk_of(live).serial == disk_of(config).serial == _domain.default_serial(DATA.key)
-    assert config.undo is not None and config.undo.method == 'detach_config'
+    assert config.undo is not None and config.undo.method == 'define'
     assert steps.predicted['live'].target == 'vdb' and steps.predicted['config'].target == 'vdb'
 
 
@@ -602,7 +602,7 @@ def test_scsi_bus_adds_a_virtio_scsi_controller_only_where_there_is_none(config,
     for action in steps.actions:
         if tree(action).tag == 'controller':
             assert tree(action).attrib == {'type': 'scsi', 'index': '0', 'model': 'virtio-scsi'}
-            assert action.method == 'attach_live' or action.undo.method == 'detach_config'
+            assert action.method == 'attach_live' or action.undo.method == 'define'
 
 
 # ---------------------------------------------------------------------------------------
@@ -843,7 +843,7 @@ def test_detach_unplugs_live_first_and_can_put_the_definition_back():
     assert live.undo is None
     assert config.description == 'detach disk vdb (images/data.qcow2) from the definition of vm1'
     assert config.args == ('vm1', domain.config.disk_at('vdb').xml)
-    assert config.undo.method == 'attach_config' and config.undo.args == config.args
+    assert config.undo.method == 'define' and config.undo.args == (domain.config.xml,)
     assert steps.predicted == {'config': None, 'live': None}
 
 
@@ -956,3 +956,54 @@ def test_no_drift_without_both_views():
     assert _disk._drift(shut_off, _disk.find_disks(shut_off, DATA)) == []
     transient = observed(live=[ROOT_DISK, vol('vdb', 'data.qcow2')])
     assert _disk._drift(transient, _disk.find_disks(transient, DATA)) == []
+
+
+# ---------------------------------------------------------------------------------------
+# found by the second review
+def test_a_hot_plugged_disk_listed_first_in_a_legacy_running_view_is_not_the_root():
+    """libvirt lists a hot-plugged sda before the sdb the domain booted from; the definition
+    (sdb first) decides which disk is root, so the data disk re-runs and detaches freely."""
+    root_disk = vol('sdb', 'root.qcow2', bus='scsi')
+    domain = observed(config=[controller(), root_disk, vol('sda', 'data.qcow2', bus='scsi')],
+                      live=[controller(), vol('sda', 'data.qcow2', bus='scsi', alias='scsi0-0-0-0'),
+                            vol('sdb', 'root.qcow2', bus='scsi', alias='scsi0-0-0-1')], boot=['hd'])
+    domain = dataclasses.replace(domain, config=dataclasses.replace(
+        domain.config, disks=(domain.config.disks[0],)))  # the data disk only in the running domain
+    assert domain.root().target == 'sdb'
+    assert plan(domain, role='data', persistent=False).actions == []
+    [detach] = plan(domain, state='absent').actions
+    assert detach.method == 'detach_live'
+
+
+def test_a_writable_shareable_disk_runs_uncached_without_that_being_a_change():
+    shared = vol('vdb', 'data.img', fmt='raw', extra='<shareable/>')
+    live_shared = vol('vdb', 'data.img', fmt='raw', driver=" cache='none'", extra='<shareable/>', alias='virtio-disk1')
+    domain = observed(config=[ROOT_DISK, shared], live=[ROOT_DISK, live_shared])
+    steps = plan(domain, DATA_RAW, shareable=True)
+    assert steps.actions == [] and steps.warnings == [] and 'restart_required' not in steps.extra
+    assert plan(domain, DATA_RAW, shareable=True, persistent=False).actions == []
+
+
+@pytest.mark.parametrize('overrides', [{'role': 'root'}, {'readonly': False}])
+def test_a_cdrom_is_never_root_nor_writable(overrides):
+    with pytest.raises(StorageError) as caught:
+        desired(device='cdrom', bus='sata', **overrides)
+    assert caught.value.code == 'INVALID_ARGUMENT'
+    domain = observed(config=[ROOT_DISK, file_disk('sdb', '/srv/iso/install.iso', bus='sata', device='cdrom',
+                                                   extra='<readonly/>')])
+    refused('INVALID_ARGUMENT', domain, ISO, **overrides)
+
+
+def test_boot_order_1_on_a_cdrom_is_not_the_root_role():
+    running_root = vol('vda', 'root.qcow2', boot=2, alias='virtio-disk0')
+    domain = observed(config=[vol('vda', 'root.qcow2', boot=2)], live=[running_root])
+    steps = plan(domain, ISO, device='cdrom', bus='scsi', boot_order=1, live=False)
+    assert 'attach_config' in methods(steps), 'a running domain may get a boot cdrom in its definition'
+
+
+def test_a_new_cdrom_first_in_a_legacy_definition_does_not_take_the_cdrom_boot_slot():
+    domain = observed(config=[vol('vda', 'root.qcow2'), cdrom('sdb')], boot=['cdrom', 'hd'])
+    steps = plan(domain, ISO, device='cdrom', bus='sata', target='sda')
+    assert methods(steps)[0] == 'rewrite_boot_order'
+    after = applied(domain, steps).config
+    assert after.boot_orders() == {'sdb': 1, 'vda': 2}, 'the cdrom that booted first still does'

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+from ansible_collections.virtops.storage.plugins.module_utils import _images
 from ansible_collections.virtops.storage.plugins.module_utils._images import SparseReader, inspect_image
 
 QEMU_IMG = shutil.which('qemu-img')
@@ -110,3 +111,22 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
     with pytest.raises(StorageError) as caught:
         inspect_image(fifo)
     assert caught.value.code == 'INVALID_ARGUMENT' and 'regular file' in caught.value.msg
+
+
+@needs_qemu_img
+def test_images_that_open_other_files_say_so(tmp_path):
+    """A qcow2 with an external data file and a VMDK with a parent make QEMU open other
+    files: they count as depending on one, like a backing file."""
+    raw = tmp_path / 'data.raw'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(raw), '1M'], check=True)
+    with_data = tmp_path / 'df.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o', 'data_file=%s' % raw, str(with_data), '1M'],
+                   check=True)
+    base, top = tmp_path / 'base.vmdk', tmp_path / 'top.vmdk'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'vmdk', str(base), '1M'], check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'vmdk', '-b', str(base), '-F', 'vmdk', str(top)], check=True)
+    assert _images.inspect_image(str(with_data)).backing_file is True
+    assert _images.data_file(str(with_data)) == str(raw)
+    assert _images.inspect_image(str(top)).backing_file is True
+    assert _images.inspect_image(str(base)).backing_file is False
+    assert _images.data_file(str(base)) is None

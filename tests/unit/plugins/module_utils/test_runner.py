@@ -74,3 +74,16 @@ def test_a_fully_rolled_back_run_changed_nothing():
     outcome = apply_plan(plan, RecordingOps(failing={'upload'}))
     assert outcome.steps == ['create v', 'failed: upload into v', 'rolled back: delete v']
     assert outcome.changed is False, 'nothing of the run is left behind'
+
+
+def test_an_undo_shared_by_several_steps_runs_once():
+    plan = Plan()
+    restore = Action('restore the definition of x', 'restore', ('x',))
+    plan.add('add controller to x', 'attach', ('controller',), undo=restore)
+    plan.add('add disk to x', 'attach', ('disk',), undo=restore)
+    plan.add('hot-plug disk into x', 'plug', ('disk',))
+    ops = RecordingOps(failing={'plug'})
+    outcome = apply_plan(plan, ops)
+    assert outcome.steps == ['add controller to x', 'add disk to x', 'failed: hot-plug disk into x',
+                             'rolled back: restore the definition of x']
+    assert ops.calls.count(('restore', 'x')) == 1 and outcome.changed is False
