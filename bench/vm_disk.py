@@ -28,7 +28,7 @@ import libvirt
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, '..', 'tests'), os.path.join(HERE, '..', 'tests', 'integration')]
 
-import _support  # noqa: E402,F401  (links the collection for ansible)
+import _support  # noqa: E402  links the collection, sets sys.path and ANSIBLE_COLLECTIONS_PATH
 from _lab import ANSIBLE, Names, ansible_env, define_domain, make_dir_pool, make_volume  # noqa: E402
 
 ROOT_DISK = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
@@ -57,12 +57,12 @@ def vm_disk(args, check=False, expect='CHANGED'):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--domains', type=int, default=0)
     options = parser.parse_args()
     conn = libvirt.open('qemu:///system')
-    root_dir = '/var/lib/virtops-lab/bench'
+    root_dir = os.path.join(_support.lab_env().get('LAB_STATE_DIR', '/var/lib/virtops-lab'), 'bench')
     os.makedirs(root_dir, exist_ok=True)
     names = BenchNames(conn, root_dir)
     rows = dict((label, []) for label in ('ping', 'check mode', 'hot-plug virtio', 'unchanged re-run',
