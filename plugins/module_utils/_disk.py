@@ -19,7 +19,7 @@ import stat
 import time
 from typing import Optional
 
-from ansible_collections.virtops.storage.plugins.module_utils import _domain
+from ansible_collections.virtops.storage.plugins.module_utils import _domain, _xml
 from ansible_collections.virtops.storage.plugins.module_utils._domain import DiskState
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file, data_file, inspect_image
@@ -27,12 +27,14 @@ from ansible_collections.virtops.storage.plugins.module_utils._libvirt import li
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
-from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._usage import FILE_POOL_TYPES, UsageIndex
 from ansible_collections.virtops.storage.plugins.module_utils._volume import (
     _by_path, _pool_of, parse_volume, require_active)
 
 VIEWS = ('config', 'live')
+DRIVER_FORMATS = ('raw', 'qcow2', 'qed', 'vmdk', 'vdi', 'vpc', 'vhdx')
 MAX_UNPLUG_TIMEOUT = 24 * 3600  # NaN and infinity fail this too
+MAX_BOOT_ORDER = 65535
 VIEW_WORDS = {'config': 'the definition of', 'live': 'the running domain'}
 
 
@@ -49,7 +51,7 @@ class DiskSource:
     network: Optional[_domain.NetworkSource] = None
     chain: tuple = ()  # the backing files under it (read from the image headers)
     block: bool = False  # a block device (or a LUN volume): what device: lun needs
-    reads_header: bool = False  # a file volume whose format libvirt read from the file's own header
+    guessed: bool = False  # the format was read from the file's own header (libvirt's or ours)
     outside: Optional[str] = None  # a file that header makes QEMU open outside every pool
 
     @property
@@ -166,8 +168,10 @@ def desired_from_params(params):
                                        or desired.serial != desired.serial.strip()):
         raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, inner spaces and _ . + -'
                            % desired.serial)
-    if desired.boot_order is not None and desired.boot_order < 1:
-        raise StorageError('INVALID_ARGUMENT', 'boot_order must be 1 or more')
+    if desired.boot_order is not None and not 1 <= desired.boot_order <= MAX_BOOT_ORDER:
+        raise StorageError('INVALID_ARGUMENT', 'boot_order must be from 1 to %d' % MAX_BOOT_ORDER)
+    if desired.path is not None and '\0' in desired.path:
+        raise StorageError('INVALID_ARGUMENT', 'path must not contain a NUL character')
     if desired.role == 'root' and desired.boot_order not in (None, 1):
         raise StorageError('INVALID_ARGUMENT', 'the root disk boots first: boot_order must be 1 (or left out) '
                                                'with role: root')
@@ -192,6 +196,9 @@ def views_in_scope(desired, domain):
     """The views this run changes ('config', 'live'), or an INVALID_ARGUMENT that says why none."""
     scope = []
     present = desired.state == 'present'
+    if desired.live == 'true' and not domain.running:
+        raise StorageError('INVALID_ARGUMENT', 'live: true asks to change the running domain, but %s is shut off'
+                           % domain.name)
     if desired.persistent:
         if domain.persistent:
             scope.append('config')
@@ -202,10 +209,7 @@ def views_in_scope(desired, domain):
     if desired.live in ('auto', 'true'):
         if domain.running:
             scope.append('live')
-        elif desired.live == 'true' and present:
-            raise StorageError('INVALID_ARGUMENT', 'live: true asks to change the running domain, but %s is shut off'
-                               % domain.name)
-    if not scope and present:
+    if not scope:
         raise StorageError('INVALID_ARGUMENT', 'nothing to change: %s' % (
             'live and persistent are both false' if not desired.persistent and desired.live == 'false'
             else 'domain %s is shut off and persistent is false' % domain.name))
@@ -230,7 +234,7 @@ def plan_disk(desired, domain, source, users=(), chain_users=()):
     found = find_disks(domain, source)
     plan = Plan()
     plan.predicted = dict((name, found.get(name)) for name, _view in domain.views)
-    plan.boot = plan.rewrite = None
+    plan.boot = plan.rewrite = plan.controller = None
     if desired.state == 'absent':
         _plan_detach(plan, desired, domain, scope, found)
     else:
@@ -265,10 +269,12 @@ def _plan_detach(plan, desired, domain, scope, found):
                  % (live_disk.target, live_disk.source_label, domain.name),
                  'detach_live', (domain.name, live_disk.xml, live_disk.target, live_disk.alias, desired.unplug_timeout))
         plan.predicted['live'] = None
-    if 'config' in leaving and is_root and domain.config is not None and domain.config.legacy_boot:
+    if 'config' in leaving and is_root and domain.config is not None:
         remaining = [other for other in domain.config.disks
                      if other.device in _domain.HARD_DISKS and other.target != found['config'].target]
-        if remaining and 'hd' in domain.config.legacy_boot:
+        others_boot = [label for label in domain.config.boot_orders() if label != found['config'].target]
+        # libvirt boots the first hard disk of a definition left without any boot order
+        if remaining and ('hd' in domain.config.legacy_boot or not (domain.config.legacy_boot or others_boot)):
             plan.warnings.append('domain %s boots from its first hard disk (<os><boot dev=\'hd\'>): once %s is '
                                  'detached, that is %s' % (domain.name, found['config'].target, remaining[0].target))
     if 'config' in leaving:
@@ -276,7 +282,7 @@ def _plan_detach(plan, desired, domain, scope, found):
         plan.add('detach disk %s (%s) from the definition of %s'
                  % (config_disk.target, config_disk.source_label, domain.name),
                  'detach_config', (domain.name, config_disk.xml),
-                 undo=_undo('restore the definition of %s' % domain.name, 'define', (domain.config.xml,)))
+                 undo=_undo('restore the definition of %s' % domain.name, 'define', (domain.name, domain.config.xml)))
         plan.predicted['config'] = None
 
 
@@ -350,6 +356,19 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
     target, bus, device = _identity_checks(desired, domain, source, found)
     existing = found.get('config') or found.get('live')
     missing = [name for name in scope if name not in found]
+    attached_format = next((disk.format for disk in found.values() if disk.format), None)
+    if source.guessed and attached_format == 'raw' and source.format != 'raw':
+        # a header read now, which the guest of a raw disk may have written, does not turn the disk
+        # into an image whose header QEMU would follow: attached raw, it stays raw
+        source = dataclasses.replace(source, format='raw', guessed=False, outside=None, chain=())
+    if missing and source.outside:
+        raise StorageError('INVALID_ARGUMENT', 'the %s header of %s makes QEMU open %s, which is in no storage pool; if '
+                                               'that is right, say so with format: %s (or format: raw to read the file '
+                                               'as it is)' % (source.format, source.label, source.outside,
+                                                              source.format))
+    if missing and source.format not in DRIVER_FORMATS:
+        raise StorageError('INVALID_ARGUMENT', '%s is in %s format, which this module does not attach (it attaches %s)'
+                           % (source.label, source.format, ', '.join(DRIVER_FORMATS)))
     for name, disk in found.items():
         if disk.format and disk.format != source.format:
             raise StorageError('FORMAT_MISMATCH', 'disk %s of %s %s reads %s as %s, but it is %s; detach and attach '
@@ -391,6 +410,9 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
         _use_checks(desired, domain, source, users, chain_users, existing)
     shareable = _pick(desired.shareable, existing, 'shareable', False)
     readonly = _pick(desired.readonly, existing, 'readonly', device == 'cdrom')
+    if readonly and device == 'disk' and bus in ('sata', 'ide') and (missing or not existing.readonly):
+        raise StorageError('INVALID_ARGUMENT', 'QEMU has no read-only %s hard disks; use virtio or scsi for a read-only '
+                                               'disk' % bus)
     becomes_shared = shareable and not readonly and (missing or not existing.shareable or existing.readonly)
     if becomes_shared and source.format not in (None, 'raw'):
         raise StorageError('INVALID_ARGUMENT', 'QEMU shares a writable disk between domains only in raw format; '
@@ -408,6 +430,9 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
         boot_order=boot_order,
         **dict((name, _unset_default(_pick(getattr(desired, name), existing, name, None)))
                for name in _domain.DRIVER_ATTRS))
+    if wanted.io == 'native' and wanted.cache not in ('none', 'directsync') and (missing or _changes(existing, wanted)):
+        raise StorageError('INVALID_ARGUMENT', "QEMU opens a disk with io: native only with cache: none or directsync "
+                                               "(disk %s has cache %s)" % (target, wanted.cache or 'unset'))
     if 'config' in scope:
         _plan_config(plan, desired, domain, found.get('config'), wanted, missing, demote)
     if 'live' in scope:
@@ -472,31 +497,38 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         needed = moves_root or demote or (want is not None and want != current)
     else:
         needed = rewrite != orders
-    if needed and view.legacy_boot and not rewrite and want is None:
+    if needed and view.legacy_boot and not rewrite and want is None and demote:
         # libvirt boots the first hard disk of a definition that names no boot device at all
         # (it puts <boot dev='hd'/> back), so there is nothing to pin the boot order to
-        needed = False
-        if demote:
-            raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
-                                                   'boots, and libvirt then boots the first hard disk anyway; attach '
-                                                   'another root disk first' % (disk.target, domain.name))
+        raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
+                                               'boots, and libvirt then boots the first hard disk anyway; attach '
+                                               'another root disk first' % (disk.target, domain.name))
+    if disk is None and want is None and view.legacy_boot and _fills_the_legacy_root_slot(view, wanted):
+        if domain.running:
+            raise StorageError('DOMAIN_RUNNING', 'domain %s boots from its first hard disk (<os><boot dev=\'hd\'>) and '
+                                                 'has none, so disk %s would become its root disk, which is attached '
+                                                 'only while the domain is shut off' % (domain.name, wanted.target))
         plan.warnings.append('domain %s has no disk yet and boots from its first hard disk (<os><boot dev=\'hd\'>): '
                              'disk %s becomes its boot disk' % (domain.name, wanted.target))
     if needed and not view.legacy_boot and demote and not rewrite:
         raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
                                                'boots, and libvirt then boots the first hard disk anyway; attach '
                                                'another root disk first' % (disk.target, domain.name))
-    restore = _undo('restore the definition of %s' % domain.name, 'define', (view.xml,))
+    restore = _undo('restore the definition of %s' % domain.name, 'define', (domain.name, view.xml))
     after = dict(rewrite)
     if want is not None:
         after[wanted.target] = want
+    if needed and domain.running:
+        plan.warnings.append('the boot order of %s changes in its definition; the running domain keeps its own '
+                             'until it restarts' % domain.name)
+        plan.extra['restart_required'] = True
     if needed:
         how = 'converting its <os><boot dev> to per-device boot order' if view.legacy_boot else \
             'renumbering its boot order'
         plan.boot = (_boot_lines(orders, view.legacy_boot), _boot_lines(after, ()))
         plan.rewrite = rewrite
     if 'config' in missing and wanted.bus == 'scsi' and not view.scsi_controllers:
-        controller = _domain.scsi_controller_xml()
+        controller = plan.controller = _domain.scsi_controller_xml()
         plan.add('add a virtio-scsi controller to the definition of %s' % domain.name, 'attach_config',
                  (domain.name, controller),
                  undo=restore)
@@ -522,7 +554,7 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         plan.add('update disk %s of the definition of %s (%s)' % (disk.target, domain.name, _changes_text(disk, changes)),
                  'update_config', (domain.name, disk.target, changes),
                  undo=restore)
-    plan.predicted['config'] = dataclasses.replace(disk, xml='', **dict(
+    plan.predicted['config'] = dataclasses.replace(disk, xml=_domain.update_disk_xml(disk, changes), **dict(
         (name, getattr(wanted, name)) for name in _domain.TUNABLES + ('format', 'boot_order')))
 
 
@@ -533,9 +565,17 @@ def _takes_a_legacy_slot(view, wanted):
     for dev in view.legacy_boot:
         devices = kinds.get(dev)
         if devices and wanted.device in devices:
-            first = next((index for index, disk in enumerate(view.disks) if disk.device in devices), len(view.disks))
-            return _domain.insert_position(view, wanted.bus, wanted.target) <= first
+            first = next((index for index, disk in enumerate(view.disks) if disk.device in devices), None)
+            # an empty slot is nobody's: the new device simply takes it, as libvirt would boot it
+            return first is not None and _domain.insert_position(view, wanted.bus, wanted.target) <= first
     return False
+
+
+def _fills_the_legacy_root_slot(view, wanted):
+    """Whether a new hard disk becomes the root of a legacy definition that boots 'hd' first
+    and has no hard disk yet."""
+    return (view.legacy_boot[:1] == ('hd',) and wanted.device in _domain.HARD_DISKS
+            and not any(disk.device in _domain.HARD_DISKS for disk in view.disks))
 
 
 def _boot_lines(orders, legacy):
@@ -566,7 +606,9 @@ def _plan_live(plan, domain, disk, wanted, config_in_scope):
                      and wanted.boot_order not in view.boot_orders().values())
         plan.add('hot-plug disk %s (%s) into running domain %s' % (wanted.target, wanted.source_label, domain.name),
                  'attach_live', (domain.name, _domain.disk_xml(wanted, with_boot=with_boot)))
-        plan.predicted['live'] = dataclasses.replace(wanted, boot_order=wanted.boot_order if with_boot else None)
+        uncached = wanted.shareable and not wanted.readonly and wanted.cache is None  # libvirt runs it cache='none'
+        plan.predicted['live'] = dataclasses.replace(wanted, boot_order=wanted.boot_order if with_boot else None,
+                                                     cache='none' if uncached else wanted.cache)
         return
     changes = _live_changes(disk, wanted)
     if not changes:
@@ -613,8 +655,11 @@ def describe_disk(domain, disks, source=None):
     }
 
 
-def _diff_entries(domain_name, before, after, boot=None):
+def _diff_entries(domain_name, before, after, boot=None, controller=None):
     entries = []
+    if controller is not None:
+        header = '%s (definition): controller' % domain_name
+        entries.append({'before_header': header, 'after_header': header, 'before': '', 'after': controller})
     if boot is not None:
         entries.append({'before_header': '%s: boot order' % domain_name, 'after_header': '%s: boot order' % domain_name,
                         'before': boot[0], 'after': boot[1]})
@@ -686,38 +731,43 @@ class DiskOps(object):
             if volume is not None:
                 with self.client.errors('read volume %s of pool %s' % (name, pool_name)):
                     path = volume.path()
+            elif pool is not None and not active:
+                # a stopped file pool still says where its volumes are: a disk named by path is found
+                xml = self.client.pool_xml(pool, missing_ok=True)
+                root = _xml.parse(xml, 'pool XML') if xml is not None else None
+                target = _xml.text_of(root, 'target/path') if root is not None else None
+                if target and root.get('type') in FILE_POOL_TYPES:
+                    path = os.path.join(target, name)
             self._volume_files[(pool_name, name)] = path
         return self._volume_files[(pool_name, name)]
 
     def source(self, desired):
-        """The DiskSource of `desired`: the volume's own format, key and path. A detach also
-        finds disks whose volume, pool or file is gone: by the names they are attached by."""
-        try:
-            return self._source(desired)
-        except StorageError as err:
-            if desired.state != 'absent' or err.code not in ('VOLUME_NOT_FOUND', 'POOL_NOT_FOUND', 'POOL_INACTIVE'):
-                raise
-        path = desired.path
-        real = os.path.realpath(path) if path and self.client.is_local else path
-        return DiskSource(kind='volume' if desired.pool else 'file', format=None, pool=desired.pool,
-                          volume=desired.volume, path=path, real_path=real)
-
-    def _source(self, desired):
+        """The DiskSource of `desired`: the volume's own format, key and path. A detach needs
+        only the disk's identity: it also finds disks whose volume, pool or file is gone (by the
+        names they are attached by), and never depends on what a header says."""
+        if desired.path is not None and not desired.path.startswith('/'):
+            raise StorageError('INVALID_ARGUMENT', 'path must be absolute, not %r' % desired.path)
+        if desired.state == 'absent':
+            try:
+                return self._located(desired, read_headers=False)
+            except StorageError as err:
+                if err.code not in ('VOLUME_NOT_FOUND', 'POOL_NOT_FOUND', 'POOL_INACTIVE', 'INVALID_ARGUMENT'):
+                    raise
+            path = desired.path
+            real = os.path.realpath(path) if path and self.client.is_local else path
+            return DiskSource(kind='volume' if desired.pool else 'file', format=None, pool=desired.pool,
+                              volume=desired.volume, path=path, real_path=real)
         source = self._located(desired)
         if desired.format is not None and source.format != driver_format(desired.format):
-            if desired.format == 'raw' and source.pool and source.reads_header:
-                # libvirt guessed the format of a file volume from its header; raw never opens another file
-                return dataclasses.replace(source, format='raw', chain=(), outside=None)
+            if desired.format == 'raw' and source.guessed:
+                # the format was read from the file's own header; raw never opens another file
+                return dataclasses.replace(source, format='raw', chain=(), outside=None, guessed=False)
             raise StorageError('FORMAT_MISMATCH', '%s is %s, not %s' % (source.label, source.format, desired.format))
-        if source.outside and desired.format is None:
-            # a raw disk's guest can write any header: one that reaches outside the pools is trusted only when told
-            raise StorageError('INVALID_ARGUMENT', 'the %s header of %s makes QEMU open %s, which is in no storage pool; '
-                                                   'if that is right, say so with format: %s (or format: raw to read '
-                                                   'the file as it is)' % (source.format, source.label, source.outside,
-                                                                           source.format))
+        if desired.format is not None:
+            return dataclasses.replace(source, guessed=False, outside=None)  # confirmed by the user
         return source
 
-    def _located(self, desired):
+    def _located(self, desired, read_headers=True):
         if desired.pool is not None:
             pool = self.client.lookup_pool(desired.pool)
             with self.client.errors('read pool %s' % desired.pool):
@@ -728,8 +778,6 @@ class DiskOps(object):
                                    % (desired.volume, desired.pool))
             return self._volume_source(volume, desired.pool, kind='volume')
         path = desired.path
-        if not path.startswith('/'):
-            raise StorageError('INVALID_ARGUMENT', 'path must be absolute, not %r' % path)
         volume = _by_path(self.client, path)
         if volume is not None:
             source = self._volume_source(volume, _pool_of(self.client, volume))
@@ -741,21 +789,22 @@ class DiskOps(object):
             mode = os.stat(path).st_mode
         except OSError as exc:
             raise StorageError('VOLUME_NOT_FOUND', 'path %s cannot be used as a disk: %s' % (path, exc.strerror))
+        real = os.path.realpath(path)
         if stat.S_ISBLK(mode):
-            return DiskSource(kind='block', format=driver_format(desired.format or 'raw'), path=path,
-                              real_path=os.path.realpath(path), block=True)
+            return DiskSource(kind='block', format=driver_format(desired.format or 'raw'), path=path, real_path=real,
+                              block=True)
         if not stat.S_ISREG(mode):
             raise StorageError('INVALID_ARGUMENT', 'path %s is neither a file nor a block device' % path)
-        image = inspect_image(path)
+        if not read_headers:
+            return DiskSource(kind='file', format=None, path=path, real_path=real)
         if desired.format == 'raw':
-            return DiskSource(kind='file', format='raw', path=path, real_path=os.path.realpath(path))
-        if image.backing_file and desired.format is None:
-            # a raw disk's guest can write any header, backing file included: trust one only when told to
-            raise StorageError('INVALID_ARGUMENT', '%s is outside every storage pool and its header names other files '
-                                                   '(a backing or data file); if it really is such a %s image, say '
-                                                   'so with format: %s' % (path, image.format, image.format))
+            return DiskSource(kind='file', format='raw', path=path, real_path=real)
+        image = inspect_image(path, 'path')
+        chain = self._chain(path)
+        # outside every pool, any file the header names needs the user's word (a guest may have written it)
+        outside = (chain[0] if chain else 'the files its header names') if image.backing_file else None
         return DiskSource(kind='file', format=driver_format(desired.format or image.format), path=path,
-                          real_path=os.path.realpath(path), chain=self._chain(path))
+                          real_path=real, chain=chain, guessed=True, outside=outside)
 
     def _volume_source(self, volume, pool_name, kind=None):
         observed = parse_volume(self.client.volume_xml(volume), pool_name)
@@ -770,7 +819,7 @@ class DiskOps(object):
         return DiskSource(kind=kind or ('block' if block else 'file'),
                           format=driver_format(observed.effective_format or 'raw'), pool=pool_name,
                           volume=observed.name, key=observed.key, path=observed.path, real_path=real,
-                          chain=chain, block=observed.type in ('block', 'network'), reads_header=reads_header,
+                          chain=chain, block=observed.type in ('block', 'network'), guessed=reads_header,
                           outside=outside)
 
     def _chain(self, path):
@@ -833,7 +882,13 @@ class DiskOps(object):
     def attach_live(self, domain_name, xml):
         self.client.attach_device(self._dom(domain_name), xml, live=True)
 
-    def define(self, xml):
+    def define(self, domain_name, xml):
+        """Put the definition back as it was read (an undo); a domain that someone undefined
+        meanwhile is not brought back."""
+        domain = self._dom(domain_name)
+        if self.client.lookup_domain(domain.UUIDString()) is None:
+            raise StorageError('DOMAIN_NOT_FOUND', 'domain %s was undefined during the run; its definition is not '
+                                                   'restored' % domain_name)
         self.client.define_domain(xml)
 
     def rewrite_boot_order(self, domain_name, orders, new_disk_xml=None):
@@ -913,7 +968,7 @@ def _run_locked(module, desired, ops, domain, source):
     else:
         view_domain = ops.observe(domain) if plan.changed else observed
         after = find_disks(view_domain, source)
-    plan.diff = _diff_entries(observed.name, before, after, plan.boot) if plan.changed else []
+    plan.diff = _diff_entries(observed.name, before, after, plan.boot, plan.controller) if plan.changed else []
     module.exit_plan(plan, disk=describe_disk(view_domain, after, source))
 
 
@@ -1016,6 +1071,8 @@ def _drift(observed, entry):
         return ['only in the definition']
     fields = ('target', 'bus', 'device', 'format') + _domain.TUNABLES
     drift = [name for name in fields if getattr(config, name) != getattr(live, name)]
+    if 'format' in drift and (not config.format or not live.format or not (config.path or config.pool or config.network)):
+        drift.remove('format')  # an empty drive's running view names no driver type
     if 'cache' in drift and config.cache is None and live.cache == 'none' and live.shareable and not live.readonly:
         drift.remove('cache')  # libvirt runs a writable shareable disk uncached
     if not observed.config.legacy_boot and not observed.live.legacy_boot:
@@ -1026,5 +1083,5 @@ def _drift(observed, entry):
 
 
 def run_vm_disk_info_module(module):
-    disks, root, facts = list_disks(module.client(), module.params['domain'])
+    disks, root, facts = list_disks(module.client(), validate_name(module.params['domain'], 'domain name'))
     module.exit_info(disks=disks, root=root, domain=facts)

@@ -23,7 +23,7 @@ BUS_OF_PREFIX = {'vd': 'virtio', 'sd': 'scsi', 'hd': 'ide'}
 TUNABLES = ('readonly', 'shareable', 'serial', 'cache', 'io', 'discard', 'detect_zeroes', 'error_policy')
 DRIVER_ATTRS = ('cache', 'io', 'discard', 'detect_zeroes', 'error_policy')
 SERIAL_RE = re.compile(r'^[A-Za-z0-9_.+\- ]+$')  # what libvirt's schema accepts
-TARGET_RE = re.compile(r'^(vd|sd|hd)([a-z]{1,3})$')
+TARGET_RE = re.compile(r'^(vd|sd|hd)([a-z]{1,3})\Z')
 SERIAL_LENGTH = 20  # virtio-blk and ATA hand the guest at most 20 bytes
 # <os><boot dev> names and the first device of each kind libvirt gives that boot index to
 LEGACY_BOOT_DEVICES = {'hd': 'disk', 'cdrom': 'cdrom', 'fd': 'floppy', 'network': 'interface'}
@@ -133,7 +133,7 @@ def parse_disk(element):
             secret = auth.find('secret') if auth is not None else None
             network = NetworkSource(
                 protocol=source.get('protocol'), name=source.get('name'),
-                hosts=tuple((host.get('name'), host.get('port')) for host in source.findall('host')),
+                hosts=tuple((host.get('name') or host.get('socket'), host.get('port')) for host in source.findall('host')),
                 username=auth.get('username') if auth is not None else None,
                 secret_type=secret.get('type') if secret is not None else None,
                 secret_usage=secret.get('usage') if secret is not None else None,

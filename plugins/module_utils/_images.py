@@ -110,7 +110,7 @@ def _open_regular(path):
     return fd
 
 
-def inspect_image(path):
+def inspect_image(path, option='import_from'):
     """An ImageInfo for the file at `path`; raw when no known header is found."""
     try:
         fd = _open_regular(path)
@@ -118,7 +118,7 @@ def inspect_image(path):
             size = os.fstat(handle.fileno()).st_size
             header = handle.read(_HEADER_BYTES)
     except (IOError, OSError) as exc:
-        raise StorageError('INVALID_ARGUMENT', 'import_from: cannot read %s: %s' % (path, exc.strerror or exc))
+        raise StorageError('INVALID_ARGUMENT', '%s: cannot read %s: %s' % (option, path, exc.strerror or exc))
     for offset, magic, reader in _SIGNATURES:
         if header[offset:offset + len(magic)] != magic:
             continue

@@ -132,6 +132,8 @@ class StorageModule(AnsibleModule):
         super(StorageModule, self).fail_json(msg=msg, **kwargs)
 
     def client(self, events=False):
+        if '\0' in (self.params['uri'] or ''):
+            self.fail_json(msg='uri must not contain a NUL character', error_code='INVALID_ARGUMENT')
         return LibvirtClient(self.params['uri'], events=events)
 
     @contextlib.contextmanager

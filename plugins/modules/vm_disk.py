@@ -19,7 +19,8 @@ description:
     with C(TARGET_MISMATCH); a requested target that holds another source with C(TARGET_IN_USE).
   - The driver format is always the volume's own format as libvirt reports it (for a file outside
     every pool, O(format) or the format its header names; a block device outside pools is raw), so QEMU
-    never probes. ISO images are read as raw.
+    never probes. ISO images are read as raw. A disk attached raw stays raw whatever its header says later
+    (a guest can write one).
     An existing disk that names another format is refused with C(FORMAT_MISMATCH), never converted.
   - A source that another domain uses is refused with C(VOLUME_IN_USE) unless it is shareable there
     and here (O(shareable=true)). A volume that another domain reads as a backing file can be attached
@@ -84,8 +85,12 @@ options:
     type: path
   format:
     description:
-      - The format the source must have. For a volume of a pool this is only checked (C(FORMAT_MISMATCH)
-        when the volume has another); the disk always gets the volume's own format.
+      - The format the source must have. For a volume of a pool this is checked (C(FORMAT_MISMATCH) when
+        the volume has another) and the disk gets the volume's own format, with one exception - libvirt
+        reads a file volume's format from its header, which a guest can write, so V(raw) reads such a
+        volume as raw whatever its header says.
+      - A header that makes QEMU open a file in no pool (a backing or data file) is followed only when this
+        confirms the format. An attached disk keeps the format it is attached with when this is left out.
       - For a file outside every pool, it is the format the disk gets. Left out, the format the file's
         header names is used, except that a header naming a backing file is trusted only when O(format)
         confirms it (a raw disk's guest can write any header). A block device outside pools is raw unless
@@ -285,7 +290,7 @@ disk:
       type: str
       sample: virtio
     device:
-      description: disk, lun or cdrom.
+      description: disk, lun or cdrom (vm_disk_info also reports floppy drives).
       type: str
       sample: disk
     source:

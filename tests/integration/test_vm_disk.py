@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import subprocess
 import time
 
@@ -340,14 +341,22 @@ def test_changing_tunables_of_an_attached_disk(run, conn, names):
 
 
 def test_existing_disk_with_another_format_is_refused(run, conn, names):
+    """A raw volume attached with a qcow2 driver (QEMU would follow whatever header the guest
+    writes) is refused, never "fixed"; a qcow2 volume attached raw stays raw, since from the host
+    it cannot be told from a raw disk whose guest wrote a qcow2 header."""
     pool = make_pool(conn, names)
-    path = make_volume(conn, pool, 'q.qcow2')
-    disk = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
-            "<target dev='vdb' bus='virtio'/></disk>" % path)
+    raw = make_volume(conn, pool, 'r.img', 'raw')
+    qcow = make_volume(conn, pool, 'q.qcow2')
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='%s'/><source file='%s'/>"
+            "<target dev='%s' bus='virtio'/></disk>")
     dom = make_domain(conn, names, start=False)
-    dom.attachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-    result = refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2'}, 'FORMAT_MISMATCH')
+    dom.attachDeviceFlags(disk % ('qcow2', raw, 'vdb'), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    dom.attachDeviceFlags(disk % ('raw', qcow, 'vdc'), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    result = refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'r.img'}, 'FORMAT_MISMATCH')
     assert 'raw' in result['msg'] and 'qcow2' in result['msg']
+    kept = run('vm_disk', {'domain': dom.name(), 'pool': pool, 'volume': 'q.qcow2'})
+    assert not kept.failed and not kept.changed and kept['disk']['format'] == 'raw'
+    assert disk_in(conn, dom.name(), 'vdc')[1].find('driver').get('type') == 'raw'
 
 
 def test_live_and_persistent_options(run, conn, names):
@@ -626,3 +635,74 @@ def test_vm_disk_info_pairs_a_source_attached_twice(run, conn, names):
     info = run('vm_disk_info', {'domain': dom.name()})
     assert [(disk['target'], disk['drift'], disk['live'], disk['persistent']) for disk in info['disks']] == [
         ('vdb', [], True, True), ('vdc', [], True, True)]
+
+
+# ---------------------------------------------------------------------------------------
+# what a third review found, each shown on the real lab
+def test_a_disk_for_an_install_style_domain_boots_after_the_installer(run, conn, names):
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'system.qcow2')
+    installer = "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>"
+    dom = define_domain(conn, names('install'), installer)
+    xml = etree.fromstring(dom.XMLDesc(INACTIVE))
+    os_node = xml.find('os')
+    for boot in os_node.findall('boot'):
+        os_node.remove(boot)
+    for dev in ('cdrom', 'hd'):
+        etree.SubElement(os_node, 'boot', dev=dev)
+    dom = conn.defineXML(etree.tostring(xml, encoding='unicode'))
+    converge(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'system.qcow2'})
+    definition = etree.fromstring(dom.XMLDesc(INACTIVE))
+    assert [boot.get('dev') for boot in definition.findall('os/boot')] == ['cdrom', 'hd'], 'left as it was'
+    dom.create()
+    with open('/var/log/libvirt/qemu/%s.log' % dom.name()) as handle:
+        command = handle.read().rsplit('LC_ALL', 1)[-1]
+    assert re.search(r'"driver":"virtio-blk-pci",[^}]*"id":"virtio-disk0","bootindex":2', command), \
+        'QEMU boots the disk second'
+
+
+def test_a_running_diskless_domain_does_not_get_a_root_by_hot_plug(run, conn, names):
+    pool = make_pool(conn, names)
+    make_volume(conn, pool, 'd.img', 'raw')
+    dom = make_domain(conn, names, root=False)
+    result = refused(run, conn, {'domain': dom.name(), 'pool': pool, 'volume': 'd.img'}, 'DOMAIN_RUNNING')
+    assert 'root' in result['msg']
+
+
+def test_a_guest_written_header_neither_blocks_a_detach_nor_changes_the_format(run, conn, names):
+    pool = make_pool(conn, names)
+    path = make_volume(conn, pool, 'guest.img', 'raw')
+    dom = make_domain(conn, names)
+    args = {'domain': dom.name(), 'pool': pool, 'volume': 'guest.img'}
+    assert not run('vm_disk', args).failed
+    secret = names.path('secret.txt')
+    with open(secret, 'w') as handle:
+        handle.write('host only\n')
+    header = names.path('header.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', secret, header, '16M'], check=True)
+    subprocess.run(['dd', 'if=%s' % header, 'of=%s' % path, 'conv=notrunc', 'status=none'], check=True)
+    conn.storagePoolLookupByName(pool).refresh(0)  # libvirt now says qcow2
+    again = run('vm_disk', args)
+    assert not again.failed and not again.changed, again.get('msg')
+    assert again['disk']['format'] == 'raw'
+    dom.destroy()
+    converge(run, conn, dict(args, state='absent'))
+    assert disk_in(conn, dom.name(), 'vdb') == (None, None)
+
+
+def test_empty_drives_are_no_drift(run, conn, names):
+    drives = ("<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>"
+              "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>")
+    dom = define_domain(conn, names('drives'), drives, start=True)
+    info = run('vm_disk_info', {'domain': dom.name()})
+    assert [(disk['target'], disk['drift']) for disk in info['disks']] == [('hdc', []), ('sda', [])]
+
+
+def test_detach_by_path_while_the_pool_is_stopped(run, conn, names):
+    pool = make_pool(conn, names)
+    path = make_volume(conn, pool, 'p.img', 'raw')
+    dom = make_domain(conn, names, start=False)
+    assert not run('vm_disk', {'domain': dom.name(), 'pool': pool, 'volume': 'p.img'}).failed
+    conn.storagePoolLookupByName(pool).destroy()
+    converge(run, conn, {'domain': dom.name(), 'path': path, 'state': 'absent'})
+    assert disk_in(conn, dom.name(), 'vdb') == (None, None)

@@ -314,20 +314,20 @@ def test_desired_from_params_accepts(overrides):
     (True, True, 'false', True, 'present', ['config']),
     (True, True, 'auto', False, 'present', ['live']),
     (True, True, 'false', False, 'present', 'INVALID_ARGUMENT'),
-    (True, True, 'false', False, 'absent', []),
+    (True, True, 'false', False, 'absent', 'INVALID_ARGUMENT'),  # nothing to change, either way
     (True, True, 'auto', True, 'absent', ['config', 'live']),
     (False, True, 'auto', True, 'present', ['config']),
     (False, True, 'false', True, 'present', ['config']),
     (False, True, 'true', True, 'present', 'INVALID_ARGUMENT'),
-    (False, True, 'true', True, 'absent', ['config']),
+    (False, True, 'true', True, 'absent', 'INVALID_ARGUMENT'),  # live: true needs a running domain
     (False, True, 'auto', False, 'present', 'INVALID_ARGUMENT'),
-    (False, True, 'auto', False, 'absent', []),
+    (False, True, 'auto', False, 'absent', 'INVALID_ARGUMENT'),
     (True, False, 'auto', True, 'present', 'INVALID_ARGUMENT'),  # transient: no definition to add to
     (True, False, 'auto', True, 'absent', ['live']),
     (True, False, 'auto', False, 'present', ['live']),
     (True, False, 'true', False, 'present', ['live']),
     (True, False, 'false', False, 'present', 'INVALID_ARGUMENT'),
-    (True, False, 'false', True, 'absent', []),
+    (True, False, 'false', True, 'absent', 'INVALID_ARGUMENT'),
 ])
 def test_views_in_scope(running, persistent_domain, live, persistent, state, expected):
     domain = observed(config=[] if persistent_domain else None, live=[] if running else None)
@@ -355,7 +355,7 @@ def test_new_disk_on_a_shut_off_domain():
     assert element.find('target').attrib == {'dev': 'vdb', 'bus': 'virtio'}
     assert element.findtext('serial') == _domain.default_serial(DATA.key)
     assert element.find('boot') is None and element.find('readonly') is None and element.find('shareable') is None
-    assert attach.undo.method == 'define' and attach.undo.args == (SHUT_OFF.config.xml,), 'undone by restoring the definition'
+    assert attach.undo.method == 'define' and attach.undo.args == ('vm1', SHUT_OFF.config.xml), 'undone by restoring the definition'
     assert list(steps.predicted) == ['config'] and steps.predicted['config'].target == 'vdb'
     assert steps.rewrite is None and steps.boot is None and steps.warnings == [] and steps.changed
 
@@ -649,7 +649,7 @@ def test_root_disk_boots_first_and_the_others_move_down():
     assert step.args[0] == 'vm1' and dict(step.args[1], vda=1) == {'vda': 1, 'sda': 2, NIC: 3}
     assert (added(steps).target, added(steps).boot_order, added(steps).volume) == ('vda', 1, 'root.qcow2')
     assert steps.rewrite == {'sda': 2, NIC: 3}
-    assert step.undo.method == 'define' and step.undo.args == (domain.config.xml,)
+    assert step.undo.method == 'define' and step.undo.args == ('vm1', domain.config.xml)
     assert steps.boot == ('sda: 1\n%s: 2\n' % NIC, 'vda: 1\nsda: 2\n%s: 3\n' % NIC)
     assert steps.predicted['config'].boot_order == 1
 
@@ -674,7 +674,7 @@ def test_legacy_boot_list_is_converted_for_a_boot_order():
                                 '<os><boot dev> to per-device boot order')
     assert dict(step.args[1], vdb=3) == {'vda': 1, NIC: 2, 'vdb': 3} and steps.rewrite == {'vda': 1, NIC: 2}
     assert added(steps).boot_order == 3
-    assert step.undo.method == 'define' and step.undo.args == (domain.config.xml,)
+    assert step.undo.method == 'define' and step.undo.args == ('vm1', domain.config.xml)
     assert steps.boot == ('<os><boot dev>: hd, network\nvda: 1\n%s: 2\n' % NIC, 'vda: 1\n%s: 2\nvdb: 3\n' % NIC)
 
 
@@ -684,7 +684,7 @@ def test_legacy_boot_list_of_an_existing_disk_is_converted_alone():
     [step] = steps.actions
     assert step.description == 'convert <os><boot dev> of vm1 to per-device boot order'
     assert step.args == ('vm1', {'vda': 1, 'vdb': 2}) and steps.rewrite == {'vda': 1, 'vdb': 2}
-    assert step.undo.method == 'define' and step.undo.args == (domain.config.xml,)
+    assert step.undo.method == 'define' and step.undo.args == ('vm1', domain.config.xml)
 
 
 def test_legacy_boot_list_is_converted_for_a_new_root():
@@ -843,7 +843,7 @@ def test_detach_unplugs_live_first_and_can_put_the_definition_back():
     assert live.undo is None
     assert config.description == 'detach disk vdb (images/data.qcow2) from the definition of vm1'
     assert config.args == ('vm1', domain.config.disk_at('vdb').xml)
-    assert config.undo.method == 'define' and config.undo.args == (domain.config.xml,)
+    assert config.undo.method == 'define' and config.undo.args == ('vm1', domain.config.xml)
     assert steps.predicted == {'config': None, 'live': None}
 
 
@@ -889,7 +889,7 @@ def test_tunable_change_of_a_running_domain_needs_a_restart():
     assert update.description == 'update disk vdb of the definition of vm1 (cache: unset -> none)'
     changed = _domain.parse_disk(updated(domain, update))
     assert changed.cache == 'none' and changed.serial == 's1' and changed.format == 'qcow2'
-    assert update.undo.method == 'define' and update.undo.args == (domain.config.xml,)
+    assert update.undo.method == 'define' and update.undo.args == ('vm1', domain.config.xml)
     [warning] = steps.warnings
     assert 'vdb' in warning and 'restart' in warning and 'cache' in warning
     assert steps.extra == {'restart_required': True}
@@ -1007,3 +1007,68 @@ def test_a_new_cdrom_first_in_a_legacy_definition_does_not_take_the_cdrom_boot_s
     assert methods(steps)[0] == 'rewrite_boot_order'
     after = applied(domain, steps).config
     assert after.boot_orders() == {'sdb': 1, 'vda': 2}, 'the cdrom that booted first still does'
+
+
+# ---------------------------------------------------------------------------------------
+# found by the third review
+def test_a_disk_for_an_install_style_domain_takes_the_empty_hd_slot():
+    """<boot dev='cdrom'/><boot dev='hd'/> with only the installer cdrom: the new disk boots
+    second, as libvirt would boot it, so the installed system can start from it."""
+    domain = observed(config=[cdrom('sda')], boot=['cdrom', 'hd'])
+    steps = plan(domain)
+    assert methods(steps) == ['attach_config'] and steps.warnings == []
+    assert applied(domain, steps).config.boot_orders() == {'sda': 1, 'vda': 2}
+
+
+def test_a_data_disk_cannot_become_the_root_of_a_running_diskless_domain():
+    domain = observed(config=[nic()], live=[nic()], boot=['hd'])
+    error = refused('DOMAIN_RUNNING', domain)
+    assert 'root' in error.msg
+    assert 'becomes its boot disk' in plan(observed(config=[nic()], boot=['hd'])).warnings[0], 'shut off: a warning'
+
+
+def test_a_header_read_now_does_not_overrule_how_the_disk_is_attached():
+    guessed = dataclasses.replace(volume_source('data.qcow2'), guessed=True, outside='/etc/shadow')
+    domain = observed(config=[ROOT_DISK, vol('vdb', 'data.qcow2', fmt='raw')])
+    assert plan(domain, guessed).actions == [], 'attached raw stays raw; no FORMAT_MISMATCH, no header trust'
+    other = observed(config=[ROOT_DISK, vol('vdb', 'data.qcow2', fmt='vmdk')])
+    refused('FORMAT_MISMATCH', other, guessed)  # a non-raw driver that is not the volume's format is a mismatch
+    error = refused('INVALID_ARGUMENT', SHUT_OFF, guessed)
+    assert '/etc/shadow' in error.msg and 'format' in error.msg
+
+
+@pytest.mark.parametrize('source, overrides, code', [
+    (dataclasses.replace(volume_source('enc.img', 'luks')), {}, 'INVALID_ARGUMENT'),
+    (DATA_RAW, {'bus': 'sata', 'readonly': True, 'live': 'false'}, 'INVALID_ARGUMENT'),
+    (DATA_RAW, {'io': 'native'}, 'INVALID_ARGUMENT'),
+    (DATA_RAW, {'io': 'native', 'cache': 'writeback'}, 'INVALID_ARGUMENT'),
+])
+def test_what_qemu_would_refuse_is_refused_first(source, overrides, code):
+    refused(code, SHUT_OFF, source, **overrides)
+
+
+def test_io_native_with_cache_none_is_fine():
+    assert methods(plan(SHUT_OFF, DATA_RAW, io='native', cache='none')) == ['attach_config']
+
+
+@pytest.mark.parametrize('target', ['vdc\n', 'vdc ', 'VDC'])
+def test_target_names_are_matched_whole(target):
+    with pytest.raises(StorageError) as caught:
+        desired(target=target)
+    assert caught.value.code == 'INVALID_ARGUMENT'
+
+
+def test_a_boot_order_change_of_a_running_domain_waits_for_its_restart():
+    data = vol('vdb', 'data.qcow2', boot=3)
+    domain = observed(config=[ROOT_DISK, data], live=[vol('vda', 'root.qcow2', boot=1, alias='virtio-disk0'),
+                                                      vol('vdb', 'data.qcow2', boot=3, alias='virtio-disk1')])
+    steps = plan(domain, boot_order=4)
+    assert methods(steps) == ['rewrite_boot_order'] and steps.extra == {'restart_required': True}
+    assert any('restarts' in warning for warning in steps.warnings)
+
+
+def test_an_empty_drive_is_no_format_drift():
+    config = _domain.parse_disk(_xml.parse(cdrom('sda')))
+    live = dataclasses.replace(config, format=None)
+    domain = observed(config=[cdrom('sda')], live=[cdrom('sda')])
+    assert _disk._drift(domain, {'config': config, 'live': live}) == []
