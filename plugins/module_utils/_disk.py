@@ -19,17 +19,17 @@ import stat
 import time
 from typing import Optional
 
-from ansible_collections.virtops.storage.plugins.module_utils import _domain, _xml
+from ansible_collections.virtops.storage.plugins.module_utils import _domain
 from ansible_collections.virtops.storage.plugins.module_utils._domain import DiskState
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
-from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file, data_file, inspect_image
+from ansible_collections.virtops.storage.plugins.module_utils._images import image_dependencies, inspect_image
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Action, Plan
-from ansible_collections.virtops.storage.plugins.module_utils._usage import FILE_POOL_TYPES, UsageIndex
+from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex, file_pool_directory
 from ansible_collections.virtops.storage.plugins.module_utils._volume import (
-    _by_path, _pool_of, parse_volume, require_active)
+    _by_path, _pool_of, parse_volume, require_active, volume_behind, volume_lock)
 
 VIEWS = ('config', 'live')
 DRIVER_FORMATS = ('raw', 'qcow2', 'qed', 'vmdk', 'vdi', 'vpc', 'vhdx')
@@ -177,13 +177,7 @@ def desired_from_params(params):
                                                'with role: root')
     if desired.role == 'data' and desired.boot_order == 1:
         raise StorageError('INVALID_ARGUMENT', 'boot_order 1 belongs to the root disk; use role: root')
-    if desired.device == 'lun' and desired.bus not in (None, 'scsi'):
-        raise StorageError('INVALID_ARGUMENT', "device: lun passes SCSI commands through and needs bus: scsi")
-    if desired.device == 'cdrom' and desired.bus == 'virtio':
-        raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
-    if desired.device == 'cdrom' and (desired.role == 'root' or desired.readonly is False):
-        raise StorageError('INVALID_ARGUMENT', 'a cdrom is read-only media and never the root disk (role: root and '
-                                               'readonly: false do not apply to it)')
+    check_device(desired.device, desired.bus, desired.role, desired.readonly)
     if desired.unplug_timeout is not None and not 0 <= desired.unplug_timeout <= MAX_UNPLUG_TIMEOUT:
         raise StorageError('INVALID_ARGUMENT', 'unplug_timeout must be a number of seconds from 0 to %d'
                            % MAX_UNPLUG_TIMEOUT)
@@ -192,6 +186,17 @@ def desired_from_params(params):
 
 # ---------------------------------------------------------------------------------------
 # Planning
+def check_device(device, bus, role, readonly):
+    """What each device type allows (None: not known yet); INVALID_ARGUMENT otherwise."""
+    if device == 'lun' and bus not in (None, 'scsi'):
+        raise StorageError('INVALID_ARGUMENT', "device: lun passes SCSI commands through and needs bus: scsi")
+    if device == 'cdrom' and bus == 'virtio':
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
+    if device == 'cdrom' and (role == 'root' or readonly is False):
+        raise StorageError('INVALID_ARGUMENT', 'a cdrom is read-only media and never the root disk (role: root and '
+                                               'readonly: false do not apply to it)')
+
+
 def views_in_scope(desired, domain):
     """The views this run changes ('config', 'live'), or an INVALID_ARGUMENT that says why none."""
     scope = []
@@ -247,13 +252,7 @@ def _plan_detach(plan, desired, domain, scope, found):
     if not leaving:
         return
     disk = found[leaving[0]]
-    for option, have in (('target', disk.target), ('bus', disk.bus), ('device', disk.device)):
-        wanted = getattr(desired, option)
-        if wanted is not None and wanted != have:
-            raise StorageError('TARGET_MISMATCH', '%s is attached to %s as %s (bus %s, device %s), not with %s %s; '
-                                                  'nothing was detached' % (disk.source_label, domain.name,
-                                                                            disk.target, disk.bus, disk.device,
-                                                                            option, wanted))
+    check_same_slot(desired, domain, found, 'nothing was detached')
     is_root = domain.is_root(found)
     if is_root and domain.running:
         raise StorageError('DOMAIN_RUNNING', 'disk %s (%s) is the root disk of %s, which is running: shut the domain '
@@ -290,16 +289,21 @@ def _undo(description, method, args):
     return Action(description, method, args)
 
 
-def _identity_checks(desired, domain, source, found):
-    """Target, bus and device of the disk: from what is there, else asked for, else defaults."""
+def check_same_slot(desired, domain, found, remedy):
+    """TARGET_MISMATCH when a target, bus or device asked for is not the one the source has."""
     for name, disk in found.items():
         for option, have in (('target', disk.target), ('bus', disk.bus), ('device', disk.device)):
             wanted = getattr(desired, option)
             if wanted is not None and wanted != have:
-                raise StorageError('TARGET_MISMATCH', '%s is already attached to %s as %s (%s %s, bus %s, device %s); '
-                                                      'requested %s %s. Detach it first to move it'
-                                   % (source.label, domain.name, disk.target, VIEW_WORDS[name], domain.name, disk.bus,
-                                      disk.device, option, wanted))
+                raise StorageError('TARGET_MISMATCH', '%s is attached to %s as %s (%s %s, bus %s, device %s), not with '
+                                                      '%s %s; %s' % (disk.source_label, domain.name, disk.target,
+                                                                     VIEW_WORDS[name], domain.name, disk.bus,
+                                                                     disk.device, option, wanted, remedy))
+
+
+def _identity_checks(desired, domain, source, found):
+    """Target, bus and device of the disk: from what is there, else asked for, else defaults."""
+    check_same_slot(desired, domain, found, 'detach it first to move it')
     existing = next(iter(found.values()), None)
     device = desired.device or (existing.device if existing else 'disk')
     bus = desired.bus or (existing.bus if existing else None)
@@ -307,10 +311,7 @@ def _identity_checks(desired, domain, source, found):
         if desired.target:
             bus = _domain.BUS_OF_PREFIX[desired.target[:2]]
         bus = bus or ('scsi' if device == 'lun' else 'virtio')
-    if device == 'lun' and bus != 'scsi':
-        raise StorageError('INVALID_ARGUMENT', 'device: lun needs bus: scsi')
-    if device == 'cdrom' and bus == 'virtio':
-        raise StorageError('INVALID_ARGUMENT', 'a cdrom cannot sit on the virtio bus; use sata, scsi, ide or usb')
+    check_device(device, bus, desired.role, desired.readonly)
     if device == 'lun' and not (source.block or source.network is not None):
         raise StorageError('INVALID_ARGUMENT', 'device: lun needs a block device or an iSCSI LUN; %s is a file'
                            % source.label)
@@ -379,9 +380,6 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
         raise StorageError('HOTPLUG_UNSUPPORTED', 'the %s bus cannot hot-plug a disk into running domain %s; use '
                                                   'virtio or scsi, or set live: false and attach it at the next start'
                            % (bus, domain.name))
-    if device == 'cdrom' and (desired.role == 'root' or desired.readonly is False):
-        raise StorageError('INVALID_ARGUMENT', 'a cdrom is read-only media and never the root disk (role: root and '
-                                               'readonly: false do not apply to it)')
     if desired.role is None and desired.boot_order == 1 and device in _domain.HARD_DISKS:
         desired = dataclasses.replace(desired, role='root')  # boot order 1 is the root's, with all its rules
     root = domain.root()
@@ -459,14 +457,18 @@ def _pick(asked, existing, name, default):
     return default
 
 
+def running_cache(disk):
+    """The cache mode libvirt runs a disk of this definition with: a writable shareable disk
+    whose definition names none runs with cache='none'."""
+    if disk.cache is None and disk.shareable and not disk.readonly:
+        return 'none'
+    return disk.cache
+
+
 def _live_changes(live_disk, wanted):
-    """What the running disk lacks of `wanted`. libvirt runs a writable shareable disk with
-    cache='none' when its definition names no cache: that is not a difference."""
-    changes = _changes(live_disk, wanted)
+    """What the running disk lacks of `wanted`, as libvirt would run `wanted`."""
+    changes = _changes(live_disk, dataclasses.replace(wanted, cache=running_cache(wanted)))
     changes.pop('boot_order', None)
-    if 'cache' in changes and changes['cache'] is None and live_disk.cache == 'none' and live_disk.shareable \
-            and not live_disk.readonly:
-        del changes['cache']
     return changes
 
 
@@ -497,12 +499,6 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
         needed = moves_root or demote or (want is not None and want != current)
     else:
         needed = rewrite != orders
-    if needed and view.legacy_boot and not rewrite and want is None and demote:
-        # libvirt boots the first hard disk of a definition that names no boot device at all
-        # (it puts <boot dev='hd'/> back), so there is nothing to pin the boot order to
-        raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
-                                               'boots, and libvirt then boots the first hard disk anyway; attach '
-                                               'another root disk first' % (disk.target, domain.name))
     if disk is None and want is None and view.legacy_boot and _fills_the_legacy_root_slot(view, wanted):
         if domain.running:
             raise StorageError('DOMAIN_RUNNING', 'domain %s boots from its first hard disk (<os><boot dev=\'hd\'>) and '
@@ -510,10 +506,6 @@ def _plan_config(plan, desired, domain, disk, wanted, missing, demote):
                                                  'only while the domain is shut off' % (domain.name, wanted.target))
         plan.warnings.append('domain %s has no disk yet and boots from its first hard disk (<os><boot dev=\'hd\'>): '
                              'disk %s becomes its boot disk' % (domain.name, wanted.target))
-    if needed and not view.legacy_boot and demote and not rewrite:
-        raise StorageError('INVALID_ARGUMENT', 'disk %s cannot stop being the root disk of %s: no other device '
-                                               'boots, and libvirt then boots the first hard disk anyway; attach '
-                                               'another root disk first' % (disk.target, domain.name))
     restore = _undo('restore the definition of %s' % domain.name, 'define', (domain.name, view.xml))
     after = dict(rewrite)
     if want is not None:
@@ -606,9 +598,8 @@ def _plan_live(plan, domain, disk, wanted, config_in_scope):
                      and wanted.boot_order not in view.boot_orders().values())
         plan.add('hot-plug disk %s (%s) into running domain %s' % (wanted.target, wanted.source_label, domain.name),
                  'attach_live', (domain.name, _domain.disk_xml(wanted, with_boot=with_boot)))
-        uncached = wanted.shareable and not wanted.readonly and wanted.cache is None  # libvirt runs it cache='none'
         plan.predicted['live'] = dataclasses.replace(wanted, boot_order=wanted.boot_order if with_boot else None,
-                                                     cache='none' if uncached else wanted.cache)
+                                                     cache=running_cache(wanted))
         return
     changes = _live_changes(disk, wanted)
     if not changes:
@@ -693,9 +684,7 @@ class DiskOps(object):
         self._volume_files = {}
 
     def domain(self, name_or_uuid):
-        found = self.client.lookup_domain(name_or_uuid)
-        if found is None:
-            raise StorageError('DOMAIN_NOT_FOUND', 'domain %r does not exist' % name_or_uuid)
+        found = self.client.get_domain(name_or_uuid)
         self._domains[found.name()] = found
         return found
 
@@ -725,19 +714,15 @@ class DiskOps(object):
     def _volume_file(self, pool_name, name):
         if (pool_name, name) not in self._volume_files:
             path = None
-            pool = self.client.lookup_pool(pool_name)
-            active = pool is not None and self.client.pool_is_active(pool)
-            volume = self.client.lookup_volume(pool, name) if active else None
-            if volume is not None:
+            found = volume_behind(self.client, pool_name=pool_name, name=name)
+            if found is not None:
                 with self.client.errors('read volume %s of pool %s' % (name, pool_name)):
-                    path = volume.path()
-            elif pool is not None and not active:
+                    path = found[1].path()
+            else:
                 # a stopped file pool still says where its volumes are: a disk named by path is found
-                xml = self.client.pool_xml(pool, missing_ok=True)
-                root = _xml.parse(xml, 'pool XML') if xml is not None else None
-                target = _xml.text_of(root, 'target/path') if root is not None else None
-                if target and root.get('type') in FILE_POOL_TYPES:
-                    path = os.path.join(target, name)
+                pool = self.client.lookup_pool(pool_name)
+                directory = file_pool_directory(self.client, pool) if pool is not None else None
+                path = os.path.join(directory, name) if directory else None
             self._volume_files[(pool_name, name)] = path
         return self._volume_files[(pool_name, name)]
 
@@ -770,8 +755,7 @@ class DiskOps(object):
     def _located(self, desired, read_headers=True):
         if desired.pool is not None:
             pool = self.client.lookup_pool(desired.pool)
-            with self.client.errors('read pool %s' % desired.pool):
-                require_active(desired.pool, bool(pool.isActive()) if pool is not None else None, 'pool')
+            require_active(desired.pool, self.client.pool_is_active(pool) if pool is not None else None, 'pool')
             volume = self.client.lookup_volume(pool, desired.volume)
             if volume is None:
                 raise StorageError('VOLUME_NOT_FOUND', 'volume %r does not exist in pool %r'
@@ -825,32 +809,14 @@ class DiskOps(object):
     def _chain(self, path):
         """Every other file QEMU opens for this image: its backing files and external data
         files, read from the headers on this host."""
-        if not self.client.is_local:
-            return ()
-        chain, seen, current = [], set([path]), path
-        while current is not None:
-            extra = data_file(current)
-            if extra is not None and extra not in seen:
-                chain.append(extra)
-                seen.add(extra)
-            below = backing_file(current)
-            if below is None or below in seen:
-                break
-            chain.append(below)
-            seen.add(below)
-            current = below
-        return tuple(chain)
+        return tuple(image_dependencies(path)) if self.client.is_local else ()
 
     def users(self, source):
         """(users of the source, users of the files under it), from one pass over every domain."""
-        if source.network is not None:
-            index = UsageIndex.build(self.client)
-            return index.network_users(source.network.protocol, source.network.name), []
         index = UsageIndex.build(self.client)
-        users = index.users(path=source.path, pool=source.pool, volume=source.volume)
-        if source.real_path and source.real_path != source.path:
-            known = set(use.domain for use in users)
-            users += [use for use in index.users(path=source.real_path) if use.domain not in known]
+        if source.network is not None:
+            return index.network_users(source.network.protocol, source.network.name), []
+        users = index.users(path=source.path, pool=source.pool, volume=source.volume)  # every name of the file
         chain_users = [use for path in source.chain for use in index.users(path=path)]
         return users, chain_users
 
@@ -950,7 +916,7 @@ def run_vm_disk_module(module):
 
 def source_lock(uri, source):
     if source.pool and source.volume:
-        return (uri, 'volume', source.pool, source.volume)
+        return volume_lock(uri, source.pool, source.volume)
     if source.network is not None:
         return (uri, 'network', source.network.protocol, source.network.name)
     return (uri, 'path', source.real_path or source.path)
@@ -1046,15 +1012,13 @@ def _same_disk(one, other):
 
 def _known_source(client, disk):
     """The volume behind a disk, when it is one: key and pool/name for the result."""
-    volume = None
     if disk.type == 'volume' and disk.pool and disk.volume:
-        pool = client.lookup_pool(disk.pool)
-        volume = client.lookup_volume(pool, disk.volume) if pool is not None and pool.isActive() else None
-    elif disk.path:
-        volume = _by_path(client, disk.path)
-    if volume is None:
+        found = volume_behind(client, pool_name=disk.pool, name=disk.volume)
+    else:
+        found = volume_behind(client, path=disk.path)
+    if found is None:
         return None
-    pool_name = disk.pool if disk.type == 'volume' else _pool_of(client, volume)
+    pool_name, volume = found
     observed = parse_volume(client.volume_xml(volume), pool_name)
     return DiskSource(kind='volume', format=observed.effective_format or 'raw', pool=pool_name, volume=observed.name,
                       key=observed.key, path=observed.path)
@@ -1070,11 +1034,10 @@ def _drift(observed, entry):
     if live is None:
         return ['only in the definition']
     fields = ('target', 'bus', 'device', 'format') + _domain.TUNABLES
-    drift = [name for name in fields if getattr(config, name) != getattr(live, name)]
+    drift = [name for name in fields
+             if (running_cache(config) if name == 'cache' else getattr(config, name)) != getattr(live, name)]
     if 'format' in drift and (not config.format or not live.format or not (config.path or config.pool or config.network)):
         drift.remove('format')  # an empty drive's running view names no driver type
-    if 'cache' in drift and config.cache is None and live.cache == 'none' and live.shareable and not live.readonly:
-        drift.remove('cache')  # libvirt runs a writable shareable disk uncached
     if not observed.config.legacy_boot and not observed.live.legacy_boot:
         # a running view under <os><boot dev> lists hot-plugged disks by bus, not boot order: no guide
         if observed.config.boot_orders().get(config.target) != observed.live.boot_orders().get(live.target):

@@ -156,6 +156,27 @@ def data_file(path):
     return None
 
 
+def image_dependencies(path, headers=None, max_depth=1024):
+    """Every other file QEMU opens for the image at `path`, in order: each layer's external
+    data file, then the file it is an overlay on, down the chain (a loop ends it). `headers`
+    memoizes (data file, backing file) per image across calls."""
+    headers = {} if headers is None else headers
+    found, seen, current = [], set([path]), path
+    while current is not None and len(found) <= max_depth:
+        if current not in headers:
+            headers[current] = (data_file(current), backing_file(current))
+        extra, below = headers[current]
+        if extra is not None and extra not in seen:
+            found.append(extra)
+            seen.add(extra)
+        if below is None or below in seen:
+            break
+        found.append(below)
+        seen.add(below)
+        current = below
+    return found
+
+
 def backing_file(path):
     """The file a qcow2/qed image is an overlay on (relative names resolved against the
     image's directory), or None: for images no domain XML describes the chain of."""

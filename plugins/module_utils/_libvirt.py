@@ -324,6 +324,12 @@ class LibvirtClient(object):
                 return found
         return self._lookup('look up domain %s' % name_or_uuid, self.conn.lookupByName, name_or_uuid)
 
+    def get_domain(self, name_or_uuid):
+        domain = self.lookup_domain(name_or_uuid)
+        if domain is None:
+            raise StorageError('DOMAIN_NOT_FOUND', 'domain %r does not exist' % name_or_uuid)
+        return domain
+
     def list_domains(self, flags=0):
         with self.errors('list domains'):
             return self.conn.listAllDomains(flags)

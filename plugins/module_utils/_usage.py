@@ -10,12 +10,22 @@ import collections
 import os
 
 from ansible_collections.virtops.storage.plugins.module_utils import _xml
-from ansible_collections.virtops.storage.plugins.module_utils._images import backing_file
+from ansible_collections.virtops.storage.plugins.module_utils._images import image_dependencies
 from ansible_collections.virtops.storage.plugins.module_utils._libvirt import libvirt
 
 
 # Pools whose volumes are files named <target>/<volume>.
 FILE_POOL_TYPES = frozenset(('dir', 'fs', 'netfs'))
+
+
+def file_pool_directory(client, pool):
+    """The directory that holds the volumes of a dir/fs/netfs pool (as <target>/<volume>), also
+    while it is stopped; None for other pools and for one that has gone away."""
+    xml = client.pool_xml(pool, missing_ok=True)
+    if xml is None:
+        return None
+    root = _xml.parse(xml, 'pool XML')
+    return _xml.text_of(root, 'target/path') if root.get('type') in FILE_POOL_TYPES else None
 
 
 class DiskUse(object):
@@ -95,32 +105,22 @@ class UsageIndex(object):
         return index
 
     def add_header_chains(self, volume_paths=None, max_depth=1024):
-        """Backing files that only the image headers name (a shut-off domain's XML lists
-        no chain, and an overlay may live outside every pool): read from the files of this
-        host, each image once. `volume_paths` maps (pool, volume) of <disk type='volume'>
-        sources to their files."""
+        """Files that only the image headers name - backing files and qcow2 data files (a
+        shut-off domain's XML lists no chain, and an overlay may live outside every pool): read
+        from the files of this host, each image once. `volume_paths` maps (pool, volume) of
+        <disk type='volume'> sources to their files."""
         volume_paths = volume_paths or {}
         headers = {}
-
-        def backing_of(path):
-            if path not in headers:
-                headers[path] = backing_file(path)
-            return headers[path]
-
         for key, per_source in list(self._uses.items()):
             path = key[1] if key[0] == 'path' else volume_paths.get(key[1:]) if key[0] == 'volume' else None
             direct = [use for use in per_source.values() if use.via is None]
             if not path or not path.startswith('/') or not direct:
                 continue
-            seen = set([path])
-            chained = backing_of(path)
-            while chained is not None and chained not in seen and len(seen) <= max_depth:
-                seen.add(chained)
+            for chained in image_dependencies(path, headers, max_depth):
                 for chain_key in self._with_real_paths([('path', chained)]):
                     for use in direct:
                         for live in [view for view, held in ((True, use.live), (False, use.persistent)) if held]:
                             self._add(chain_key, use.domain, use.target, live, (use.shareable, True), path)
-                chained = backing_of(chained)
 
     def volume_paths(self, client):
         """The files behind the <disk type='volume'> sources of file pools: one lookup and
@@ -128,13 +128,9 @@ class UsageIndex(object):
         paths = {}
         for pool_name in sorted(set(key[1] for key in self._uses if key[0] == 'volume')):
             pool = client.lookup_pool(pool_name)
-            xml = client.pool_xml(pool, missing_ok=True) if pool is not None else None
-            if xml is None:  # gone, or went away meanwhile
-                continue
-            root = _xml.parse(xml, 'pool XML')
-            target = _xml.text_of(root, 'target/path')
-            if root.get('type') in FILE_POOL_TYPES and target:
-                paths.update(((pool_name, key[2]), os.path.join(target, key[2]))
+            directory = file_pool_directory(client, pool) if pool is not None else None
+            if directory:
+                paths.update(((pool_name, key[2]), os.path.join(directory, key[2]))
                              for key in self._uses if key[0] == 'volume' and key[1] == pool_name)
         return paths
 

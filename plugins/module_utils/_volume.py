@@ -150,6 +150,17 @@ def _pool_of(client, volume):
         return volume.storagePoolLookupByVolume().name()
 
 
+def volume_behind(client, pool_name=None, name=None, path=None):
+    """(pool name, volume object) of the volume a disk source names - pool+name of an active
+    pool, or a path (symbolic links followed on this host) - or None."""
+    if pool_name is not None:
+        pool = client.lookup_pool(pool_name)
+        volume = client.lookup_volume(pool, name) if pool is not None and client.pool_is_active(pool) else None
+        return (pool_name, volume) if volume is not None else None
+    volume = _by_path(client, path) if path else None
+    return (_pool_of(client, volume), volume) if volume is not None else None
+
+
 def _by_path(client, path):
     """The volume behind a path (a guest disk's source), following symlinks on this host."""
     volume = client.lookup_volume_by_path(path)
@@ -533,11 +544,8 @@ class VolumeOps(object):
 
     def pool_facts(self, name):
         pool = self.client.lookup_pool(name)
-        if pool is None:
-            return None
-        with self.client.errors('read pool %s' % name):
-            active = bool(pool.isActive())
-        return pool_facts(self.client, pool, active)
+        active = self.client.pool_is_active(pool) if pool is not None else None
+        return pool_facts(self.client, pool, active) if active is not None else None
 
     def find(self, pool, name, refresh=True):
         """The volume of `pool` (PoolFacts), or None. When libvirt does not list it but its
@@ -760,13 +768,18 @@ def predict_volume(desired, pool, observed, plan, users, content=None):
     }
 
 
+def volume_lock(uri, pool, name):
+    """The host lock of one volume: storage_volume and vm_disk (attaching it) share it."""
+    return (uri, 'volume', pool, name)
+
+
 def run_volume_module(module):
     """storage_volume's main flow: observe, plan, apply (unless check mode), report; runs
     for the same volume on this host take turns, so none sees another's half-done work."""
     client = module.client()
     desired = desired_from_params(module.params)
     what = 'volume %s of pool %s' % (desired.name, desired.pool)
-    with host_lock(what, (client.canonical_uri, 'volume', desired.pool, desired.name)):
+    with host_lock(what, volume_lock(client.canonical_uri, desired.pool, desired.name)):
         _run_volume_module(module, client, desired)
 
 
@@ -801,8 +814,7 @@ def _run_volume_module(module, client, desired):
 # storage_volume_info
 def _active_pool(client, name):
     pool = client.lookup_pool(validate_name(name, 'pool name'))
-    with client.errors('read pool %s' % name):
-        require_active(name, bool(pool.isActive()) if pool is not None else None)
+    require_active(name, client.pool_is_active(pool) if pool is not None else None)
     return pool
 
 
@@ -829,14 +841,11 @@ def _sources_of(client, index, domain_name):
     rather than a read of every volume of every pool."""
     found = []
     for key, _use in index.domains_using(domain_name):
-        volume = None
         if key[0] == 'path':
-            volume = client.lookup_volume_by_path(key[1])
+            found.append(volume_behind(client, path=key[1]))
         elif key[0] == 'volume':
-            pool = client.lookup_pool(key[1])
-            volume = client.lookup_volume(pool, key[2]) if pool is not None else None
-        if volume is not None:
-            found.append((_pool_of(client, volume), volume))
+            found.append(volume_behind(client, pool_name=key[1], name=key[2]))
+    found = [pair for pair in found if pair is not None]
     unique = dict(((pool_name, volume.name()), (pool_name, volume)) for pool_name, volume in found)
     return list(unique.values())
 
@@ -845,10 +854,7 @@ def list_volumes(client, params):
     """The `volumes` of storage_volume_info: one pass over the domains, one XML read per volume."""
     attached_to = None
     if params.get('attached_to'):
-        domain = client.lookup_domain(params['attached_to'])
-        if domain is None:
-            raise StorageError('DOMAIN_NOT_FOUND', 'domain %r does not exist' % params['attached_to'])
-        attached_to = domain.name()
+        attached_to = client.get_domain(params['attached_to']).name()
     if attached_to is not None and not (params.get('path') or params.get('key')):
         if params.get('pool'):
             _active_pool(client, params['pool'])  # missing or inactive is an error, as without attached_to

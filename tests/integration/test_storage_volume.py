@@ -612,3 +612,20 @@ def test_more_refusals_change_nothing(run, conn, names):
     dom = define_domain(conn, names('vm'), disk_xml(overlay_image, 'vdb', driver='qcow2'), start=True)
     result = refused(run, conn, {'pool': pool, 'name': 'base.qcow2', 'capacity': '32M'}, 'VOLUME_IN_USE')
     assert dom.name() in result['msg'] and overlay_image in result['msg']
+
+
+def test_a_volume_that_is_a_qcow2_data_file_is_in_use(run, conn, names):
+    """A domain whose qcow2 keeps its data in a pool volume (data_file=) uses that volume: it is
+    not deleted under it, though no domain XML names it."""
+    pool, target = make_pool(conn, names)
+    data = create_volume(conn, pool, 'data.raw', 4 * MIB).path()
+    image = names.path('image.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o', 'data_file=%s' % data, image, '4M'], check=True)
+    disk = ("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+            "<target dev='vdb' bus='virtio'/></disk>" % image)
+    dom = define_domain(conn, names('vm'), disk)
+    args = {'pool': pool, 'name': 'data.raw', 'state': 'absent'}
+    checked = run('storage_volume', args, check=True)
+    assert checked.failed and checked['error_code'] == 'VOLUME_IN_USE'
+    result = refused(run, conn, args, 'VOLUME_IN_USE')
+    assert dom.name() in result['msg'] and result['used_by'][0]['via'] == image

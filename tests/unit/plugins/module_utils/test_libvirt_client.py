@@ -169,6 +169,24 @@ def test_usage_index_reads_backing_chains_from_image_headers(tmp_path):
     assert index.users(path=link)[0].domain == 'vm1', 'found under another name of the same file'
 
 
+def test_usage_index_counts_a_qcow2_data_file_as_used(tmp_path):
+    """QEMU writes a qcow2 image's guest data into its external data file: whoever uses the
+    image uses that file, writable."""
+    import shutil
+    import subprocess
+    if shutil.which('qemu-img') is None:
+        pytest.skip('qemu-img is part of the lab packages')
+    data, image = str(tmp_path / 'data.raw'), str(tmp_path / 'image.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', data, '1M'], check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o', 'data_file=%s' % data, image, '1M'], check=True)
+    index = UsageIndex(resolve_links=True)
+    index.add_domain_xml('vm1', "<domain><devices><disk type='file'><source file='%s'/><target dev='vdb'/>"
+                                "</disk></devices></domain>" % image, live=False)
+    index.add_header_chains()
+    [use] = index.users(path=data)
+    assert (use.domain, use.target, use.via, use.persistent) == ('vm1', 'vdb', image, True)
+
+
 def test_a_failed_create_never_deletes_a_volume_it_did_not_make(client):
     from ansible_collections.virtops.storage.plugins.module_utils import _volume
     # test:///default is one state per process (other tests remove its demo pool): a pool of our own
