@@ -53,6 +53,7 @@ class DiskSource:
     block: bool = False  # a block device (or a LUN volume): what device: lun needs
     guessed: bool = False  # the format was read from the file's own header (libvirt's or ours)
     outside: Optional[str] = None  # a file that header makes QEMU open outside every pool
+    in_use_code: str = 'VOLUME_IN_USE'  # what another domain's use is refused with (LUN_IN_USE for a LUN)
 
     @property
     def identity(self):
@@ -334,9 +335,9 @@ def _use_checks(desired, domain, source, users, chain_users, existing):
     direct = [use for use in users if use.domain != domain.name and use.via is None]
     chained = [use for use in users if use.via is not None and (use.domain != domain.name or not readonly)]
     if direct and not (shareable and all(use.shareable for use in direct)):
-        raise StorageError('VOLUME_IN_USE', '%s is already used by %s; a disk can be attached to several domains '
-                                            'only when it is shareable on all of them (shareable: true here and '
-                                            '<shareable/> there)' % (source.label, _uses_text(direct)),
+        raise StorageError(source.in_use_code, '%s is already used by %s; a disk can be attached to several domains '
+                                               'only when it is shareable on all of them (shareable: true here and '
+                                               '<shareable/> there)' % (source.label, _uses_text(direct)),
                            used_by=[use.as_dict() for use in direct])
     if chained and not readonly:
         raise StorageError('VOLUME_IN_USE', '%s is the backing file that %s read through their disks; attaching it '
@@ -924,18 +925,32 @@ def source_lock(uri, source):
 
 def _run_locked(module, desired, ops, domain, source):
     """Observe, plan, apply (unless check mode) and report, holding the locks."""
+    plan, disk = change_disk(module, desired, ops, domain, source)
+    module.exit_plan(plan, disk=disk)
+
+
+def change_disk(module, desired, ops, domain, source, head=None, prior=None):
+    """Observe, plan and apply (unless check mode) the disk of `source`; returns (plan,
+    disk). `head` is a plan of steps that must run first, in the same run and rollback
+    (direct_lun's CHAP secret); `prior` one already applied, named in a failure's actions."""
     observed = ops.observe(domain, secure=True)
     users, chain_users = ops.users(source) if desired.state == 'present' else ([], [])
     plan = plan_disk(desired, observed, source, users, chain_users)
+    if head is not None:
+        plan.actions[:0] = head.actions
+        plan.warnings[:0] = head.warnings
     before = find_disks(observed, source)
-    module.apply(plan, ops)
+    module.apply(plan, ops, prior=prior)
     if module.check_mode:
         after, view_domain = plan.predicted, _predicted_domain(observed, before, plan)
     else:
         view_domain = ops.observe(domain) if plan.changed else observed
         after = find_disks(view_domain, source)
-    plan.diff = _diff_entries(observed.name, before, after, plan.boot, plan.controller) if plan.changed else []
-    module.exit_plan(plan, disk=describe_disk(view_domain, after, source))
+    plan.diff = []
+    if plan.changed:
+        plan.diff = list((head.diff or []) if head is not None else []) + _diff_entries(
+            observed.name, before, after, plan.boot, plan.controller)
+    return plan, describe_disk(view_domain, after, source)
 
 
 def _predicted_domain(observed, before, plan):

@@ -144,15 +144,17 @@ class StorageModule(AnsibleModule):
         except StorageError as err:
             self.fail_json(msg=err.msg, error_code=err.code, **err.details)
 
-    def apply(self, plan, ops):
-        """Carry out the plan (never in check mode); fail with what was done and undone."""
+    def apply(self, plan, ops, prior=None):
+        """Carry out the plan (never in check mode); fail with what was done and undone.
+        `prior` is a plan this run already carried out: its steps lead the failure's actions."""
         if self.check_mode:
             return
         outcome = apply_plan(plan, ops)
         if outcome.error is not None:
             err = outcome.error
-            self.fail_json(msg=err.msg, error_code=err.code, actions=outcome.steps,
-                           changed=outcome.changed, **err.details)
+            done = prior.descriptions if prior is not None else []
+            self.fail_json(msg=err.msg, error_code=err.code, actions=done + outcome.steps,
+                           changed=outcome.changed or bool(prior is not None and prior.changed), **err.details)
 
     def exit_plan(self, plan, **result):
         result.update(plan.extra)

@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kernel transport's view of a host: iSCSI sessions' SCSI devices in sysfs, their
+udev names, multipath maps, and whether the host itself uses a device.
+
+Everything is read under one root ("/" on a real host). The test suite points the root
+at a fake sysfs/dev tree (environment variable VIRTOPS_STORAGE_SYSROOT), which an
+`iscsiadm` stand-in fills as the kernel would; nothing else changes.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import dataclasses
+import glob
+import os
+import stat
+import time
+from typing import Optional
+
+from ansible_collections.virtops.storage.plugins.module_utils import _scsi
+
+SYSROOT_ENV = 'VIRTOPS_STORAGE_SYSROOT'
+LVM_LABEL = b'LABELONE'
+
+
+@dataclasses.dataclass
+class HostLun:
+    """One SCSI device of an iSCSI session, as sysfs shows it."""
+    hctl: str
+    lun: int
+    type: Optional[int]
+    vendor: Optional[str]
+    model: Optional[str]
+    revision: Optional[str]
+    wwid: Optional[str]
+    serial: Optional[str]
+    block: Optional[str] = None  # sdX, for disks the kernel has probed
+    size: Optional[int] = None
+    path: Optional[str] = None  # /dev/mapper/<wwid> or the /dev/disk/by-id link, once udev made it
+    multipath: Optional[str] = None  # dm-N of the multipath map that owns the disk
+
+
+def _read(path, binary=False):
+    try:
+        with open(path, 'rb' if binary else 'r') as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def _text(path):
+    value = _read(path)
+    return value.strip() if value is not None else None
+
+
+class HostTree(object):
+    """sysfs and /dev of this host (or of the fake tree the tests use)."""
+
+    def __init__(self, root=None):
+        self.root = root or os.environ.get(SYSROOT_ENV) or '/'
+
+    def path(self, *parts):
+        return os.path.join(self.root, *[part.lstrip('/') for part in parts])
+
+    # sessions and their devices ----------------------------------------------------
+    def session_luns(self, sid):
+        """HostLun of every SCSI device of session `sid`, LUN order."""
+        base = self.path('sys/class/iscsi_session/session%d/device' % sid)
+        found = []
+        for directory in sorted(glob.glob(os.path.join(base, 'target*', '*:*:*:*'))):
+            hctl = os.path.basename(directory)
+            try:
+                lun = int(hctl.split(':')[3])
+            except (IndexError, ValueError):
+                continue
+            kind = _text(os.path.join(directory, 'type'))
+            page83 = _read(os.path.join(directory, 'vpd_pg83'), binary=True)
+            page80 = _read(os.path.join(directory, 'vpd_pg80'), binary=True)
+            blocks = sorted(os.listdir(os.path.join(directory, 'block'))) if os.path.isdir(
+                os.path.join(directory, 'block')) else []
+            item = HostLun(hctl=hctl, lun=lun, type=int(kind) if kind and kind.isdigit() else None,
+                           vendor=_text(os.path.join(directory, 'vendor')) or None,
+                           model=_text(os.path.join(directory, 'model')) or None,
+                           revision=_text(os.path.join(directory, 'rev')) or None,
+                           wwid=_scsi.wwid_from_page83(page83) if page83 else None,
+                           serial=_scsi.serial_from_page80(page80) if page80 else None,
+                           block=blocks[0] if blocks else None)
+            if item.block:
+                sectors = _text(self.path('sys/block', item.block, 'size'))
+                item.size = int(sectors) * 512 if sectors and sectors.isdigit() else None
+                item.multipath = self.multipath_of(item.block)
+                item.path = self.device_path(item)
+            found.append(item)
+        found.sort(key=lambda item: item.lun)
+        return found
+
+    def multipath_of(self, block):
+        """dm-N of the multipath map holding `block`, or None."""
+        holders = self.path('sys/block', block, 'holders')
+        for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
+            uuid = _text(self.path('sys/block', holder, 'dm/uuid')) or ''
+            if uuid.startswith('mpath-'):
+                return holder
+        return None
+
+    def device_path(self, item):
+        """Where a VM disk should point: /dev/mapper/<wwid> when multipath owns the LUN,
+        else its /dev/disk/by-id WWN or SCSI link; None while udev has not made it."""
+        if item.multipath:
+            name = _text(self.path('sys/block', item.multipath, 'dm/name'))
+            candidate = self.path('dev/mapper', name) if name else None
+            if candidate and os.path.exists(candidate):
+                return candidate
+            return None  # the map exists but its name is not there yet: never a path of the map
+        naa = _scsi.naa_of(item.wwid)
+        names = (['wwn-0x' + naa] if naa else []) + (['scsi-' + item.wwid] if item.wwid else [])
+        device = os.path.realpath(self.path('dev', item.block))
+        for name in names:
+            candidate = self.path('dev/disk/by-id', name)
+            if os.path.exists(candidate) and os.path.realpath(candidate) == device:
+                return candidate
+        return None
+
+    def settled(self, sid):
+        """(luns, done): done when every disk of the session has a block device and a path."""
+        luns = self.session_luns(sid)
+        pending = [item for item in luns if item.type in _scsi.DISK_TYPES and (item.block is None or item.path is None)]
+        return luns, not pending
+
+    def wait_for_devices(self, sid, timeout, settle=None, clock=time.monotonic, sleep=time.sleep):
+        """Wait (bounded, backing off) until the session's LUN list is stable and every disk
+        has its udev name; returns (luns, complete). `settle` runs `udevadm settle` first."""
+        deadline = clock() + timeout
+        delay = 0.05
+        previous = None
+        while True:
+            if settle is not None:
+                settle()
+            luns, done = self.settled(sid)
+            shape = [(item.hctl, item.block, item.path) for item in luns]
+            if done and shape == previous:
+                return luns, True
+            previous = shape
+            if clock() >= deadline:
+                return luns, done
+            sleep(min(delay, max(0.0, deadline - clock())))
+            delay = min(delay * 2, 1.0)
+
+    # removal --------------------------------------------------------------------------
+    def delete_device(self, block):
+        """Ask the kernel to drop the SCSI device (what a logout would leave half-alive)."""
+        with open(self.path('sys/block', block, 'device/delete'), 'w') as handle:
+            handle.write('1')
+
+    # what the host itself does with a device -----------------------------------------
+    def dev_numbers(self, block):
+        """"major:minor" of the device, its partitions and whatever device-mapper stacks on it."""
+        numbers = set()
+        seen = set()
+        todo = [block]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            number = _text(self.path('sys/block', name, 'dev')) or _text(self.path('sys/class/block', name, 'dev'))
+            if number:
+                numbers.add(number)
+            directory = self.path('sys/block', name)
+            for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+                if entry.startswith(name) and os.path.isfile(os.path.join(directory, entry, 'dev')):
+                    todo.append(entry)  # a partition
+                    numbers.add(_text(os.path.join(directory, entry, 'dev')))
+            holders = os.path.join(directory, 'holders')
+            for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
+                todo.append(holder)
+        return numbers
+
+    def host_uses(self, item, proc='/proc'):
+        """Why the host itself holds this LUN's device: mounts, swap, LVM, other device-mapper
+        users. Empty when nothing does."""
+        if not item.block:
+            return []
+        numbers = self.dev_numbers(item.block)
+        reasons = []
+        mounts = _read(os.path.join(proc, 'self/mountinfo')) or ''
+        for line in mounts.splitlines():
+            fields = line.split()
+            if len(fields) > 4 and fields[2] in numbers:
+                reasons.append('mounted at %s' % fields[4])
+        swaps = _read(os.path.join(proc, 'swaps')) or ''
+        for line in swaps.splitlines()[1:]:
+            name = line.split()[0] if line.split() else ''
+            try:
+                mode = os.stat(name)
+            except OSError:
+                continue
+            if stat.S_ISBLK(mode.st_mode) and '%d:%d' % (os.major(mode.st_rdev), os.minor(mode.st_rdev)) in numbers:
+                reasons.append('swap space (%s)' % name)
+        device = self.path('dev', item.multipath or item.block)
+        if self._lvm_label(device):
+            reasons.append('an LVM physical volume')
+        own = set([item.multipath]) if item.multipath else set()
+        for holder in self._holders(item.block, own):
+            reasons.append('held by %s (%s)' % (holder, _text(self.path('sys/block', holder, 'dm/name')) or 'kernel'))
+        return reasons
+
+    def _holders(self, block, own):
+        found = []
+        for name in [block] + sorted(own):
+            holders = self.path('sys/block', name, 'holders')
+            for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
+                if holder not in own and holder not in found:
+                    found.append(holder)
+        return found
+
+    @staticmethod
+    def _lvm_label(device):
+        """An LVM2 label sits in one of the first four sectors: "LABELONE" ... "LVM2 001"."""
+        try:
+            with open(device, 'rb') as handle:
+                head = handle.read(4 * 512)
+        except (IOError, OSError):
+            return False
+        for sector in range(4):
+            chunk = head[sector * 512:(sector + 1) * 512]
+            if chunk[:8] == LVM_LABEL and chunk[24:32] == b'LVM2 001':
+                return True
+        return False
+
+    def real_paths(self, item):
+        """Every device file name this LUN's disk may be attached by, resolved."""
+        paths = set()
+        for name in (item.block, item.multipath):
+            if name:
+                paths.add(os.path.realpath(self.path('dev', name)))
+        if item.path:
+            paths.add(os.path.realpath(item.path))
+        return paths

@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 virtops.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one runner of open-iscsi's `iscsiadm`: the kernel transport's host initiator.
+
+Exit codes that describe state are answers, not failures: 21 (no records / no sessions)
+and 15 (session already present). Every other failure names the command (passwords
+masked) and iscsiadm's own words. Discovery always uses `-o new`, so existing node
+records keep their `node.startup` and CHAP settings.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import collections
+import re
+
+from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
+
+NO_RECORDS = 21  # ISCSI_ERR_NO_OBJS_FOUND
+SESSION_EXISTS = 15  # ISCSI_ERR_SESS_EXISTS
+LOGIN_AUTH_FAILED = 24  # ISCSI_ERR_LOGIN_AUTH_FAILED
+INVALID_REQUEST = 7  # ISCSI_ERR_INVAL
+UNREACHABLE_CODES = {
+    4: 'connection failure',  # ISCSI_ERR_TRANS (older releases, discovery)
+    8: 'connection timed out',  # ISCSI_ERR_TRANS_TIMEOUT
+    11: 'iSCSI PDU timed out',  # ISCSI_ERR_PDU_TIMEOUT (2.1.x discovery)
+}
+PASSWORD_KEYS = re.compile(r'password', re.I)
+
+Session = collections.namedtuple('Session', 'sid portal tpgt target')
+Node = collections.namedtuple('Node', 'portal tpgt target')
+
+_SESSION_RE = re.compile(r'^\S+:\s+\[(\d+)\]\s+(\S+),(\d+)\s+(\S+)')
+_RECORD_RE = re.compile(r'^(\S+),(-?\d+)\s+(\S+)$')
+
+
+def normal_portal(portal):
+    """"host:port" as iscsiadm prints it (3260 when no port is given)."""
+    if portal.startswith('['):
+        return portal if ']:' in portal else portal + ':3260'
+    return portal if ':' in portal else portal + ':3260'
+
+
+def masked(args):
+    """The command line as it may be shown: the value after `-n <password key> -v` hidden."""
+    shown = list(args)
+    for index, word in enumerate(shown):
+        if word == '-v' and index >= 2 and shown[index - 2] == '-n' and PASSWORD_KEYS.search(shown[index - 1]):
+            if index + 1 < len(shown):
+                shown[index + 1] = '********'
+    return ' '.join(shown)
+
+
+class Iscsiadm(object):
+    """`run(args)` -> (rc, stdout, stderr) runs a command (AnsibleModule.run_command)."""
+
+    def __init__(self, run, binary='iscsiadm'):
+        self._run = run
+        self.binary = binary
+        self.calls = []  # masked command lines, newest last (for errors and tests)
+
+    def run(self, args, allowed=(0,), what=None):
+        command = [self.binary] + list(args)
+        self.calls.append(masked(command))
+        rc, out, err = self._run(command)
+        if rc not in allowed:
+            raise self.error(rc, command, out, err, what)
+        return rc, out, err
+
+    def error(self, rc, command, out, err, what=None):
+        words = (err or out or '').strip().replace('\n', ' / ')
+        detail = '`%s` exited %d: %s' % (masked(command), rc, words or 'no output')
+        if rc == LOGIN_AUTH_FAILED:
+            return StorageError('ISCSI_AUTH_FAILED', 'the target refused the CHAP credentials (%s); check auth and '
+                                                     'discovery_auth' % detail)
+        if rc in UNREACHABLE_CODES:
+            return StorageError('ISCSI_UNREACHABLE', 'the iSCSI portal cannot be reached (%s): %s; check the portal '
+                                                     'address, the network and the target daemon'
+                                % (UNREACHABLE_CODES[rc], detail))
+        return StorageError('ISCSI_LOGIN_FAILED', '%s failed: %s' % (what or 'iscsiadm', detail))
+
+    # discovery ------------------------------------------------------------------------
+    def discover(self, portal, persistent=True):
+        """SendTargets discovery: [Node]. `-o new` adds missing node records and keeps
+        existing ones as they are; `persistent=False` writes nothing (info)."""
+        portal = normal_portal(portal)
+        _rc, out, _err = self.run(['-m', 'discovery', '-t', 'sendtargets', '-p', portal,
+                                   '-o', 'new' if persistent else 'nonpersistent'])
+        return parse_records(out)
+
+    def discover_with_auth(self, portal, username, password):
+        """Discovery whose SendTargets session uses CHAP: the credentials go to the
+        discoverydb record (plain discovery cannot carry them), then discovery runs from it."""
+        portal = normal_portal(portal)
+        base = ['-m', 'discoverydb', '-t', 'sendtargets', '-p', portal]
+        rc, _out, _err = self.run(base + ['-o', 'show'], allowed=(0, NO_RECORDS))
+        if rc == NO_RECORDS:
+            self.run(base + ['-o', 'new'])
+        for name, value in (('discovery.sendtargets.auth.authmethod', 'CHAP'),
+                            ('discovery.sendtargets.auth.username', username),
+                            ('discovery.sendtargets.auth.password', password)):
+            self.run(base + ['-o', 'update', '-n', name, '-v', value])
+        _rc, out, _err = self.run(base + ['-D', '-o', 'new'])
+        return parse_records(out)
+
+    def delete_discovery_record(self, portal):
+        self.run(['-m', 'discoverydb', '-t', 'sendtargets', '-p', normal_portal(portal), '-o', 'delete'],
+                 allowed=(0, NO_RECORDS))
+
+    # node records --------------------------------------------------------------------
+    def nodes(self):
+        rc, out, _err = self.run(['-m', 'node'], allowed=(0, NO_RECORDS))
+        return [] if rc == NO_RECORDS else parse_records(out)
+
+    def node_settings(self, target, portal, secrets=False):
+        """{key: value} of the node record, or None when there is none. `secrets` shows the
+        stored CHAP password (-S) for comparison; it never leaves this process."""
+        args = ['-m', 'node', '-T', target, '-p', normal_portal(portal), '-o', 'show'] + (['-S'] if secrets else [])
+        rc, out, _err = self.run(args, allowed=(0, NO_RECORDS))
+        if rc == NO_RECORDS:
+            return None
+        settings = {}
+        for line in out.splitlines():
+            if ' = ' in line and not line.startswith('#'):
+                key, value = line.split(' = ', 1)
+                settings[key.strip()] = value.strip()
+        return settings
+
+    def update_node(self, target, portal, name, value):
+        self.run(['-m', 'node', '-T', target, '-p', normal_portal(portal), '-o', 'update', '-n', name, '-v', value])
+
+    def delete_node(self, target, portal):
+        self.run(['-m', 'node', '-T', target, '-p', normal_portal(portal), '-o', 'delete'], allowed=(0, NO_RECORDS))
+
+    # sessions ------------------------------------------------------------------------
+    def sessions(self):
+        rc, out, _err = self.run(['-m', 'session'], allowed=(0, NO_RECORDS))
+        if rc == NO_RECORDS:
+            return []
+        found = []
+        for line in out.splitlines():
+            match = _SESSION_RE.match(line.strip())
+            if match:
+                found.append(Session(int(match.group(1)), match.group(2), int(match.group(3)), match.group(4)))
+        return found
+
+    def login(self, target, portal):
+        """Log in; a session that is already there is fine (exit 15)."""
+        self.run(['-m', 'node', '-T', target, '-p', normal_portal(portal), '--login'],
+                 allowed=(0, SESSION_EXISTS), what='login to %s at %s' % (target, portal))
+
+    def logout(self, target, portal):
+        """Log out; no session is fine (exit 21)."""
+        self.run(['-m', 'node', '-T', target, '-p', normal_portal(portal), '--logout'], allowed=(0, NO_RECORDS))
+
+    def rescan(self, sid):
+        self.run(['-m', 'session', '-r', str(sid), '--rescan'])
+
+
+def parse_records(out):
+    """[Node] from discovery or `-m node` output: "host:port,tpgt iqn" lines."""
+    found = []
+    for line in out.splitlines():
+        match = _RECORD_RE.match(line.strip())
+        if match:
+            found.append(Node(match.group(1), int(match.group(2)), match.group(3)))
+    return found
