@@ -563,33 +563,47 @@ def _run_kernel(module, desired, transport, ops):
     sessions = iscsiadm.sessions()
     if desired.state == 'absent':
         return _kernel_absent(module, desired, transport, ops, nodes, sessions)
+    discovery = Plan()
+    discovery.diff = []
+    targets = [desired.target] if desired.target else sorted(known)
+    if desired.target is None or desired.target not in known:
+        if not desired.discovery_username:
+            # a discovery that writes nothing: the portal answers, and offers what is asked for
+            offered = [node.target for node in iscsiadm.discover(portal, persistent=False)]
+            if desired.target is not None and desired.target not in offered:
+                raise StorageError('ISCSI_LOGIN_FAILED', 'portal %s does not offer target %s (it offers: %s)'
+                                   % (portal, desired.target, ', '.join(offered) or 'nothing'))
+            targets = [desired.target] if desired.target else offered
+        elif module.check_mode and desired.target is None:
+            discovery.warnings.append('check mode cannot run a discovery that needs CHAP without writing its '
+                                      'record; the targets shown are those already known')
+        discovery.add('discover the targets of portal %s' % portal, 'discover',
+                      (portal, desired.discovery_username, desired.discovery_password))
+        discovery.diff.append({'before_header': 'node records of %s' % portal,
+                               'after_header': 'node records of %s' % portal,
+                               'before': ''.join('%s\n' % name for name in sorted(known)),
+                               'after': ''.join('%s\n' % name for name in sorted(known | set(targets)))})
+        # the records first: what the node settings and the login below work on
+        module.apply(discovery, ops)
+        if discovery.changed and not module.check_mode:
+            nodes = [node for node in iscsiadm.nodes() if normal_portal(node.portal) == portal]
+            known = set(node.target for node in nodes)
+            if desired.target is None:
+                targets = sorted(known)
     plan = Plan()
     plan.diff = []
-    targets = [desired.target] if desired.target else None
-    if desired.target is None or desired.target not in known:
-        plan.add('discover the targets of portal %s' % portal, 'discover',
-                 (portal, desired.discovery_username, desired.discovery_password))
-        if targets is None:
-            if desired.discovery_username:
-                targets = sorted(known)
-                if module.check_mode:
-                    plan.warnings.append('check mode cannot run a discovery that needs CHAP without writing its '
-                                         'record; the targets shown are those already known')
-            else:
-                targets = [node.target for node in iscsiadm.discover(portal, persistent=False)]
-    if targets is None:
-        targets = sorted(known)
     for target in targets:
         _plan_node(plan, desired, iscsiadm, target, portal, target in known, transport.session_of(target, sessions))
     if desired.disk is not None and module.check_mode and any(transport.session_of(t, sessions) is None
                                                               for t in targets):
         plan.warnings.append('check mode cannot see the LUNs of a target before logging in: the attach to %s is not '
                              'planned yet' % desired.disk.domain)
-        module.exit_plan(plan, sessions=_sessions_result('kernel', [(s.target, normal_portal(s.portal))
-                                                                    for s in sessions]), luns=[])
+        module.exit_plan(_merged(discovery, plan), sessions=_sessions_result(
+            'kernel', [(s.target, normal_portal(s.portal)) for s in sessions]), luns=[])
     # connect first: the LUNs exist on the host only after the login
-    module.apply(plan, ops)
-    sessions = iscsiadm.sessions() if plan.changed and not module.check_mode else sessions
+    module.apply(plan, ops, prior=discovery)
+    done = _merged(discovery, plan)
+    sessions = iscsiadm.sessions() if done.changed and not module.check_mode else sessions
     luns = []
     connected = []
     for target in targets:
@@ -599,10 +613,9 @@ def _run_kernel(module, desired, transport, ops):
         connected.append((target, normal_portal(session.portal)))
         found, complete = transport.luns(session, wait=True)
         if not complete:
-            plan.warnings.append('udev did not name every LUN of %s within %s s; those LUNs show path null'
+            done.warnings.append('udev did not name every LUN of %s within %s s; those LUNs show path null'
                                  % (target, desired.device_timeout))
         luns.extend(found)
-    done = plan
     head = Plan()
     head.diff = []
     _finish(module, desired, ops, transport, luns, connected, head, prior=done)
