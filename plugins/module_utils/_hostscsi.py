@@ -155,27 +155,33 @@ class HostTree(object):
             handle.write('1')
 
     # what the host itself does with a device -----------------------------------------
-    def dev_numbers(self, block):
-        """"major:minor" of the device, its partitions and whatever device-mapper stacks on it."""
-        numbers = set()
+    def _stack(self, block):
+        """(name, sysfs directory) of the device, its partitions and everything device-mapper
+        stacks on any of them (holders, recursively)."""
+        found = []
         seen = set()
-        todo = [block]
+        todo = [(block, self.path('sys/block', block))]
         while todo:
-            name = todo.pop()
+            name, directory = todo.pop(0)
             if name in seen:
                 continue
             seen.add(name)
-            number = _text(self.path('sys/block', name, 'dev')) or _text(self.path('sys/class/block', name, 'dev'))
-            if number:
-                numbers.add(number)
-            directory = self.path('sys/block', name)
+            found.append((name, directory))
             for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
                 if entry.startswith(name) and os.path.isfile(os.path.join(directory, entry, 'dev')):
-                    todo.append(entry)  # a partition
-                    numbers.add(_text(os.path.join(directory, entry, 'dev')))
+                    todo.append((entry, os.path.join(directory, entry)))  # a partition lives under its disk
             holders = os.path.join(directory, 'holders')
             for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
-                todo.append(holder)
+                todo.append((holder, self.path('sys/block', holder)))
+        return found
+
+    def dev_numbers(self, block):
+        """"major:minor" of the device, its partitions and whatever device-mapper stacks on them."""
+        numbers = set()
+        for _name, directory in self._stack(block):
+            number = _text(os.path.join(directory, 'dev'))
+            if number:
+                numbers.add(number)
         return numbers
 
     def host_uses(self, item, proc='/proc'):
@@ -199,22 +205,14 @@ class HostTree(object):
                 continue
             if stat.S_ISBLK(mode.st_mode) and '%d:%d' % (os.major(mode.st_rdev), os.minor(mode.st_rdev)) in numbers:
                 reasons.append('swap space (%s)' % name)
-        device = self.path('dev', item.multipath or item.block)
-        if self._lvm_label(device):
+        stack = self._stack(item.block)
+        if any(self._lvm_label(self.path('dev', name)) for name, _directory in stack):
             reasons.append('an LVM physical volume')
-        own = set([item.multipath]) if item.multipath else set()
-        for holder in self._holders(item.block, own):
-            reasons.append('held by %s (%s)' % (holder, _text(self.path('sys/block', holder, 'dm/name')) or 'kernel'))
+        for name, directory in stack:
+            if name.startswith('dm-') and name != item.multipath:  # partition maps (kpartx) count
+                reasons.append('held by %s (%s)' % (name, _text(os.path.join(directory, 'dm/name')) or
+                                                    'device-mapper'))
         return reasons
-
-    def _holders(self, block, own):
-        found = []
-        for name in [block] + sorted(own):
-            holders = self.path('sys/block', name, 'holders')
-            for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
-                if holder not in own and holder not in found:
-                    found.append(holder)
-        return found
 
     @staticmethod
     def _lvm_label(device):

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import collections
 import re
+import socket
 
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 
@@ -40,6 +41,21 @@ def normal_portal(portal):
     if portal.startswith('['):
         return portal if ']:' in portal else portal + ':3260'
     return portal if ':' in portal else portal + ':3260'
+
+
+def portal_addresses(portal):
+    """Every "address:port" form iscsiadm may record the portal under: the name as given
+    and the addresses it resolves to (records and sessions keep addresses)."""
+    portal = normal_portal(portal)
+    host, _sep, port = portal.rpartition(':')
+    forms = set([portal])
+    try:
+        for family, _type, _proto, _name, address in socket.getaddrinfo(host.strip('[]'), int(port),
+                                                                         proto=socket.IPPROTO_TCP):
+            forms.add('[%s]:%s' % (address[0], port) if family == socket.AF_INET6 else '%s:%s' % (address[0], port))
+    except (socket.error, ValueError):
+        pass
+    return forms
 
 
 def masked(args):

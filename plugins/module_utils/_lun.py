@@ -26,7 +26,7 @@ from ansible_collections.virtops.storage.plugins.module_utils._disk import (
     source_lock)
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._hostscsi import HostTree
-from ansible_collections.virtops.storage.plugins.module_utils._iscsiadm import Iscsiadm, normal_portal
+from ansible_collections.virtops.storage.plugins.module_utils._iscsiadm import Iscsiadm, normal_portal, portal_addresses
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Plan, Action
@@ -34,8 +34,8 @@ from ansible_collections.virtops.storage.plugins.module_utils._usage import Usag
 
 SECRET_PREFIX = 'virtops.storage/direct_lun/'
 QEMU_INITIATOR = 'iqn.2008-11.org.linux-kvm'  # QEMU's own default initiator name
-IQN_RE = re.compile(r'^(iqn\.\d{4}-\d{2}\.[^\s/]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$')
-WWID_RE = re.compile(r'^[1238][\x21-\x7e]+$')
+IQN_RE = re.compile(r'(iqn\.\d{4}-\d{2}\.[^\s/]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})\Z')
+WWID_RE = re.compile(r'[1238][\x21-\x7e]+\Z')
 DEFAULT_DEVICE_TIMEOUT = 30
 PASSWORD_KEY = 'node.session.auth.password'
 
@@ -58,7 +58,13 @@ class Lun:
     real_paths: tuple = ()
     used_by: list = dataclasses.field(default_factory=list)
     uses: list = dataclasses.field(default_factory=list)  # DiskUse records
-    in_pool: list = dataclasses.field(default_factory=list)  # why the host holds it (pools, mounts, ...)
+    host_uses: list = dataclasses.field(default_factory=list)  # kernel: mounts, swap, LVM, device-mapper
+    pools: list = dataclasses.field(default_factory=list)  # libvirt pools built on it or on its target
+
+    @property
+    def in_pool(self):
+        """Why the host itself holds the LUN (empty when it does not)."""
+        return self.host_uses + self.pools
 
     def as_dict(self, transport):
         result = {'wwid': self.wwid, 'lun': self.lun, 'target': self.target, 'portal': self.portal,
@@ -146,7 +152,9 @@ def desired_from_params(params, info=False):
     if not 0 <= desired.device_timeout <= 3600:
         raise StorageError('INVALID_ARGUMENT', 'device_timeout must be from 0 to 3600 seconds')
     if desired.wwid is not None:
-        desired.wwid = desired.wwid.strip().lower() if desired.wwid[:1] in '23' else desired.wwid.strip()
+        desired.wwid = desired.wwid.strip()
+        if desired.wwid[:1] in ('2', '3'):  # hex: udev prints it in lowercase
+            desired.wwid = desired.wwid.lower()
         if not WWID_RE.match(desired.wwid):
             raise StorageError('INVALID_ARGUMENT', 'wwid %r is not a WWID as udev and multipath show it ("3" + NAA '
                                                    'hex, "2" + EUI-64, "1" + T10 vendor id, "8" + SCSI name)'
@@ -260,11 +268,15 @@ class KernelTransport(object):
         self.iscsiadm = iscsiadm
         self.tree = tree
         self.settle = settle
+        self.addresses = portal_addresses(desired.portal) if desired.portal else None
+
+    def at_portal(self, portal):
+        """Whether a record's or session's portal is the one asked for (by name or address)."""
+        return self.addresses is None or normal_portal(portal) in self.addresses
 
     def session_of(self, target, sessions=None):
-        portal = self.desired.portal
         for session in sessions if sessions is not None else self.iscsiadm.sessions():
-            if session.target == target and (portal is None or normal_portal(session.portal) == portal):
+            if session.target == target and self.at_portal(session.portal):
                 return session
         return None
 
@@ -280,7 +292,7 @@ class KernelTransport(object):
             lun = Lun(wwid=item.wwid, lun=item.lun, target=session.target, portal=normal_portal(session.portal),
                       size=item.size, vendor=item.vendor, model=item.model, serial=item.serial, path=item.path,
                       block=item.block, multipath=item.multipath, real_paths=tuple(sorted(self.tree.real_paths(item))))
-            lun.in_pool.extend(self.tree.host_uses(item))
+            lun.host_uses = self.tree.host_uses(item)
             luns.append(lun)
         return luns, complete
 
@@ -307,11 +319,12 @@ def annotate(client, luns, index=None):
         seen = set()
         lun.uses = [use for use in uses if not ((use.domain, use.target) in seen or seen.add((use.domain, use.target)))]
         lun.used_by = sorted(set(use.domain for use in lun.uses))
+        lun.pools = []
         for name, kind, devices, iqn in pools:
             if iqn == lun.target and kind in ('iscsi', 'iscsi-direct'):
-                lun.in_pool.append('libvirt pool %s (%s of the whole target)' % (name, kind))
+                lun.pools.append('libvirt pool %s (%s of the whole target)' % (name, kind))
             elif set(devices) & set(lun.real_paths):
-                lun.in_pool.append('libvirt pool %s (%s)' % (name, kind))
+                lun.pools.append('libvirt pool %s (%s)' % (name, kind))
     return luns
 
 
@@ -558,7 +571,7 @@ def _run_qemu(module, desired, transport, ops):
 def _run_kernel(module, desired, transport, ops):
     iscsiadm = transport.iscsiadm
     portal = desired.portal
-    nodes = [node for node in iscsiadm.nodes() if normal_portal(node.portal) == portal]
+    nodes = [node for node in iscsiadm.nodes() if transport.at_portal(node.portal)]
     known = set(node.target for node in nodes)
     sessions = iscsiadm.sessions()
     if desired.state == 'absent':
@@ -586,7 +599,7 @@ def _run_kernel(module, desired, transport, ops):
         # the records first: what the node settings and the login below work on
         module.apply(discovery, ops)
         if discovery.changed and not module.check_mode:
-            nodes = [node for node in iscsiadm.nodes() if normal_portal(node.portal) == portal]
+            nodes = [node for node in iscsiadm.nodes() if transport.at_portal(node.portal)]
             known = set(node.target for node in nodes)
             if desired.target is None:
                 targets = sorted(known)
@@ -711,8 +724,7 @@ def run_direct_lun_info_module(module):
             sessions.append((target, desired.portal))
     else:
         iscsiadm = transport.iscsiadm
-        sessions_found = [session for session in iscsiadm.sessions()
-                          if (desired.portal is None or normal_portal(session.portal) == desired.portal)
+        sessions_found = [session for session in iscsiadm.sessions() if transport.at_portal(session.portal)
                           and (desired.target is None or session.target == desired.target)]
         if desired.portal is not None and desired.target is None:
             targets = [node.target for node in iscsiadm.discover(desired.portal, persistent=False)]

@@ -19,39 +19,48 @@ ASSOCIATION_LUN = 0
 
 
 def designators(page):
-    """(code_set, association, type, bytes) of each designator of a VPD page 0x83."""
+    """(code_set, association, type, bytes) of each designator of a VPD page 0x83, read
+    only within the page length the page declares."""
     if len(page) < 4 or page[1] != 0x83:
         return []
-    end = min(len(page), 4 + struct.unpack('>H', page[2:4])[0])
+    page = page[:4 + struct.unpack('>H', page[2:4])[0]]
     found = []
     offset = 4
-    while offset + 4 <= end:
+    while offset + 4 <= len(page):
         length = page[offset + 3]
         body = page[offset + 4:offset + 4 + length]
         if len(body) < length:
-            break  # a truncated designator is no identity
+            break  # a designator running past the page is no identity
         found.append((page[offset] & 0x0f, (page[offset + 1] >> 4) & 0x03, page[offset + 1] & 0x0f, bytes(body)))
         offset += 4 + length
     return found
 
 
+NAA_LENGTHS = {6: (16,), 5: (8,), 2: (8,), 3: (8,)}
+
+
 def _priority(kind, body):
-    """How much udev/multipath trust a designator of the LUN: higher wins, first of a kind wins."""
+    """How much multipath trusts a designator of the LUN (multipath-tools 0.9, which matches
+    udev's 55-scsi-sg3_id.rules): higher wins, the first of equal rank wins; malformed
+    designators count for nothing."""
     if kind == NAA and body:
-        return {6: 8, 5: 7, 2: 6, 3: 1}.get(body[0] >> 4, -1)
-    if kind == SCSI_NAME:
-        return 4 if body[:4] in (b'eui.', b'naa.', b'iqn.') else -1
+        naa = body[0] >> 4
+        if len(body) not in NAA_LENGTHS.get(naa, ()):
+            return -1
+        return {6: 8, 5: 7, 2: 6, 3: 1}[naa]
     if kind == EUI64:
-        return 3
+        return 4 if len(body) in (8, 12, 16) else -1
+    if kind == SCSI_NAME:
+        return 3 if body[:4] in (b'eui.', b'naa.', b'iqn.') else -1
     if kind == T10_VENDOR:
-        return 2
+        return 2 if len(body) >= 8 else -1
     return -1
 
 
 def wwid_from_page83(page):
-    """The WWID a Linux host's multipath (and udev's scsi_id) shows for the LUN: "3" + NAA
-    hex, "2" + EUI-64 hex, "8" + SCSI name string, "1" + T10 vendor id (blanks joined by
-    "_"). None when the page names the LUN by nothing usable."""
+    """The WWID a Linux host shows for the LUN (udev's ID_SERIAL, which multipath uses):
+    "3" + NAA hex, "2" + EUI-64 hex, "8" + SCSI name string, "1" + T10 vendor id (runs of
+    blanks joined by "_"). None when the page names the LUN by nothing usable."""
     best, best_priority = None, 0
     for _code_set, association, kind, body in designators(page):
         if association != ASSOCIATION_LUN:
@@ -64,15 +73,10 @@ def wwid_from_page83(page):
     kind, body = best
     if kind in (NAA, EUI64):
         return '%d%s' % (kind, body.hex())
+    text = body.split(b'\0', 1)[0].decode('ascii', 'replace')
     if kind == SCSI_NAME:
-        text = body.rstrip(b'\0').decode('ascii', 'replace')
-        prefix, rest = text[:4].lower(), text[4:]
-        if prefix == 'eui.':
-            return '2' + rest.lower()
-        if prefix == 'naa.':
-            return '3' + rest.lower()
         return '8' + text
-    words = body.rstrip(b'\0').decode('ascii', 'replace').split()
+    words = text.split()
     return '1' + '_'.join(words) if words else None
 
 
