@@ -34,7 +34,7 @@ def ansible_env(**extra):
 class ModuleRun(object):
     """One module run through `ansible localhost -m`, with its parsed result."""
 
-    def __init__(self, module, args, check=False, diff=False, verbosity=0):
+    def __init__(self, module, args, check=False, diff=False, verbosity=0, env=None):
         command = [ANSIBLE, 'localhost', '-c', 'local', '-m', 'virtops.storage.%s' % module]
         if args:  # ansible takes an empty '{}' for raw parameters
             command += ['-a', json.dumps(args)]
@@ -44,7 +44,8 @@ class ModuleRun(object):
             command.append('--diff')
         if verbosity:
             command.append('-' + 'v' * verbosity)
-        proc = subprocess.run(command, capture_output=True, text=True, env=ansible_env(), timeout=300, check=False)
+        proc = subprocess.run(command, capture_output=True, text=True, env=ansible_env(**(env or {})), timeout=300,
+                              check=False)
         self.stdout, self.stderr = proc.stdout, proc.stderr
         line = next((text for text in proc.stdout.splitlines() if text.startswith('RESULT ')), None)
         if line is None:
