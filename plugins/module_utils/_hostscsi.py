@@ -23,6 +23,8 @@ from ansible_collections.virtops.storage.plugins.module_utils import _scsi
 
 SYSROOT_ENV = 'VIRTOPS_STORAGE_SYSROOT'
 LVM_LABEL = b'LABELONE'
+STABLE_LOOK = 0.1  # seconds between the two looks that must agree
+MAX_POLL = 0.5  # longest pause between looks while udev works
 
 
 @dataclasses.dataclass
@@ -130,8 +132,9 @@ class HostTree(object):
         return luns, not pending
 
     def wait_for_devices(self, sid, timeout, settle=None, clock=time.monotonic, sleep=time.sleep):
-        """Wait (bounded, backing off) until the session's LUN list is stable and every disk
-        has its udev name; returns (luns, complete). `settle` runs `udevadm settle` first."""
+        """Wait (bounded, backing off) until every disk of the session has its udev name and
+        a second look a moment later shows the same LUNs; returns (luns, complete).
+        `settle` runs `udevadm settle` first."""
         deadline = clock() + timeout
         delay = 0.05
         previous = None
@@ -142,11 +145,15 @@ class HostTree(object):
             shape = [(item.hctl, item.block, item.path) for item in luns]
             if done and shape == previous:
                 return luns, True
-            previous = shape
             if clock() >= deadline:
                 return luns, done
-            sleep(min(delay, max(0.0, deadline - clock())))
-            delay = min(delay * 2, 1.0)
+            # all named: one quick second look (a LUN still being scanned shows up);
+            # otherwise back off, up to half a second between looks
+            pause = STABLE_LOOK if done else delay
+            previous = shape
+            sleep(min(pause, max(0.0, deadline - clock())))
+            if not done:
+                delay = min(delay * 2, MAX_POLL)
 
     # removal --------------------------------------------------------------------------
     def delete_device(self, block):

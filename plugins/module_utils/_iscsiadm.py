@@ -50,8 +50,8 @@ def portal_addresses(portal):
     host, _sep, port = portal.rpartition(':')
     forms = set([portal])
     try:
-        for family, _type, _proto, _name, address in socket.getaddrinfo(host.strip('[]'), int(port),
-                                                                         proto=socket.IPPROTO_TCP):
+        found = socket.getaddrinfo(host.strip('[]'), int(port), proto=socket.IPPROTO_TCP)
+        for family, _type, _proto, _name, address in found:
             forms.add('[%s]:%s' % (address[0], port) if family == socket.AF_INET6 else '%s:%s' % (address[0], port))
     except (socket.error, ValueError):
         pass

@@ -741,4 +741,3 @@ def run_direct_lun_info_module(module):
         luns = [lun for lun in luns if not lun.used_by and not lun.in_pool]
     module.exit_info(targets=targets, luns=[lun.as_dict(desired.transport) for lun in luns],
                      sessions=_sessions_result(desired.transport, sessions), unreadable=unreadable)
-

@@ -80,7 +80,6 @@ options:
         description: The CHAP secret. Never shown.
         type: str
         required: true
-        no_log: true
   discovery_auth:
     description:
       - CHAP credentials of the portal's SendTargets discovery session (same shape as O(auth)).
@@ -94,7 +93,6 @@ options:
         description: The CHAP secret. Never shown.
         type: str
         required: true
-        no_log: true
   node_startup:
     description:
       - C(node.startup) of the node records (kernel) - V(automatic) logs in again at boot.

@@ -50,7 +50,6 @@ options:
         description: The CHAP secret. Never shown.
         type: str
         required: true
-        no_log: true
   initiator_name:
     description: The initiator IQN the qemu transport presents when reading LUNs.
     type: str

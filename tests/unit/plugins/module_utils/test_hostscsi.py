@@ -337,7 +337,7 @@ def test_wait_returns_once_links_appear_and_stay(host):
     assert complete is True
     assert luns[0].path == host.p('dev/disk/by-id/wwn-0x' + NAA1)
     assert len(polls) == 4  # seen at the 3rd poll, confirmed unchanged at the 4th
-    assert fake.sleeps == [0.05, 0.1, 0.2]
+    assert fake.sleeps == [0.05, 0.1, _hostscsi.STABLE_LOOK]  # backing off, then one quick second look
 
 
 def test_wait_polls_again_when_a_lun_appears(host):
@@ -364,7 +364,7 @@ def test_wait_when_everything_is_there_sleeps_once_and_briefly(lab):
     fake = FakeTime()
     luns, complete = tree_of(lab).wait_for_devices(1, 30, clock=fake.clock, sleep=fake.sleep)
     assert complete and [lun.lun for lun in luns] == [0, 1, 2]
-    assert fake.sleeps == [0.05]
+    assert fake.sleeps == [_hostscsi.STABLE_LOOK]
 
 
 def test_wait_times_out_with_bounded_backing_off_sleeps(host):
@@ -376,12 +376,12 @@ def test_wait_times_out_with_bounded_backing_off_sleeps(host):
     assert luns[0].block == 'sdb' and luns[0].path is None
     assert fake.now - start == pytest.approx(5)  # up to the deadline, not past it
     assert sum(fake.sleeps) <= 5 + 1e-9
-    assert max(fake.sleeps) <= 1.0
+    assert max(fake.sleeps) <= _hostscsi.MAX_POLL
     assert fake.sleeps[0] <= 0.05
     body = fake.sleeps[:-1]
     assert all(later >= earlier for earlier, later in zip(body, body[1:]))  # backs off, never speeds up
-    assert fake.sleeps[:6] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
-    assert len(fake.sleeps) < 15
+    assert fake.sleeps[:6] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+    assert len(fake.sleeps) < 20
 
 
 def test_wait_with_zero_timeout_looks_once(host):
@@ -396,7 +396,7 @@ def test_wait_ignores_luns_that_are_not_disks(host):
     host.scsi_device(1, 2, 0, kind=12, model='Controller')
     fake = FakeTime()
     luns, complete = tree_of(host).wait_for_devices(1, 30, clock=fake.clock, sleep=fake.sleep)
-    assert complete and len(luns) == 1 and fake.sleeps == [0.05]
+    assert complete and len(luns) == 1 and fake.sleeps == [_hostscsi.STABLE_LOOK]
 
 
 # ---------------------------------------------------------------------------------------

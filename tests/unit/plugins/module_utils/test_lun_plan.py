@@ -68,7 +68,7 @@ def test_portal_forms(portal, expected):
     '', ' ', ':3260', '192.0.2.10:', '192.0.2.10:0', '192.0.2.10:65536', '192.0.2.10:99999999999999999999',
     '192.0.2.10:-1', '192.0.2.10:abc', '192.0.2.10:32 60', '2001:db8::10', '[2001:db8::10', '[]:3260', '[ ]',
     '[2001:db8::10]:', '[2001:db8::10]3260', '192.0.2.10\0', 'host:3260:3261',
-], ids=lambda value: repr(value))
+], ids=repr)
 def test_bad_portals(portal):
     invalid({'portal': portal})
 
@@ -451,8 +451,9 @@ def kernel_lun(devices, wwid, number, block, multipath=None, target=T1):
     path = {'sdb': 'disk/by-id/wwn-0x' + NAA1, 'sdc': 'disk/by-id/scsi-' + WWID2}[block]
     if multipath:
         path = 'mapper/' + wwid
-    real = [os.path.realpath(str(devices / block))] + ([os.path.realpath(str(devices / multipath))]
-                                                        if multipath else [])
+    real = [os.path.realpath(str(devices / block))]
+    if multipath:
+        real.append(os.path.realpath(str(devices / multipath)))
     return lun(wwid, number, target, block=block, multipath=multipath, path=str(devices / path),
                real_paths=tuple(sorted(real)))
 
@@ -685,7 +686,7 @@ SESSION_T1 = (1, PORTAL, T1)
 NODES = [(PORTAL, T1), (PORTAL, T2), ('198.51.100.7:3260', T3)]
 
 
-def run_absent(tmp_path, params, client=None, check_mode=True, nodes=NODES, sessions=(SESSION_T1,),
+def run_absent(tmp_path, params, client=None, check_mode=True, nodes=tuple(NODES), sessions=(SESSION_T1,),
                discoverydb=True, prepare=None):
     p = build_host(tmp_path)
     if prepare is not None:
