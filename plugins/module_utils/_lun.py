@@ -94,6 +94,7 @@ class DesiredLun:
     domain: Optional[str] = None
     attached: bool = True
     device_timeout: float = DEFAULT_DEVICE_TIMEOUT
+    rescan: bool = False
     disk: Optional[DesiredDisk] = None
 
     @property
@@ -149,6 +150,7 @@ def desired_from_params(params, info=False):
     desired.attached = params.get('attached') if params.get('attached') is not None else True
     if params.get('device_timeout') is not None:
         desired.device_timeout = params['device_timeout']
+    desired.rescan = bool(params.get('rescan'))
     if not 0 <= desired.device_timeout <= 3600:
         raise StorageError('INVALID_ARGUMENT', 'device_timeout must be from 0 to 3600 seconds')
     if desired.wwid is not None:
@@ -423,6 +425,9 @@ class LunOps(DiskOps):
     def delete_discovery_record(self, portal):
         self.iscsiadm.delete_discovery_record(portal)
 
+    def rescan(self, sid):
+        self.iscsiadm.rescan(sid)
+
     def flush_multipath(self, wwid):
         rc, out, err = self._run(['multipath', '-f', wwid])
         if rc != 0:
@@ -486,7 +491,18 @@ def run_direct_lun_module(module):
 
 def _finish(module, desired, ops, transport, luns, sessions, head, prior=None):
     """Attach/detach the named LUN (when a domain is given) through vm_disk's planner, or
-    check that the named WWID is visible; then report."""
+    check that the named WWID is visible; then report. A refusal after steps this run
+    already took (a login) still reports them, and that the run changed something."""
+    try:
+        _finish_steps(module, desired, ops, transport, luns, sessions, head, prior)
+    except StorageError as err:
+        if prior is not None and prior.actions and 'actions' not in err.details:
+            err.details['actions'] = prior.descriptions
+            err.details['changed'] = prior.changed
+        raise
+
+
+def _finish_steps(module, desired, ops, transport, luns, sessions, head, prior):
     annotate(ops.client, luns)
     result = {'sessions': _sessions_result(transport.name, sessions)}
     if desired.wwid is not None and desired.domain is None:
@@ -617,8 +633,31 @@ def _run_kernel(module, desired, transport, ops):
     module.apply(plan, ops, prior=discovery)
     done = _merged(discovery, plan)
     sessions = iscsiadm.sessions() if done.changed and not module.check_mode else sessions
-    luns = []
-    connected = []
+    luns, connected = _session_luns(transport, targets, sessions, done)
+    missing = (desired.wwid is not None or desired.lun is not None) and not _named(desired, luns)
+    if (desired.rescan or missing) and connected:
+        # a LUN added (or grown) on the target after the login shows up only after a rescan
+        rescan = Plan()
+        fresh = set(action.args[0] for action in plan.actions if action.method == 'login')
+        for target, _portal in connected:
+            session = transport.session_of(target, sessions)
+            if target in fresh and not desired.rescan:
+                continue  # the login has just scanned it
+            rescan.add('rescan session %d of %s' % (session.sid, target), 'rescan', (session.sid,), changes=False)
+        if module.check_mode and rescan.actions:
+            done.warnings.append('check mode does not rescan sessions; LUNs added since the login are not shown')
+        elif rescan.actions:
+            module.apply(rescan, ops, prior=done)
+            done = _merged(done, rescan)
+            luns, connected = _session_luns(transport, targets, sessions, done)
+    head = Plan()
+    head.diff = []
+    _finish(module, desired, ops, transport, luns, connected, head, prior=done)
+
+
+def _session_luns(transport, targets, sessions, plan):
+    """(LUNs, [(target, portal)]) of the targets' sessions, waiting for udev."""
+    luns, connected = [], []
     for target in targets:
         session = transport.session_of(target, sessions)
         if session is None:
@@ -626,12 +665,16 @@ def _run_kernel(module, desired, transport, ops):
         connected.append((target, normal_portal(session.portal)))
         found, complete = transport.luns(session, wait=True)
         if not complete:
-            done.warnings.append('udev did not name every LUN of %s within %s s; those LUNs show path null'
-                                 % (target, desired.device_timeout))
+            plan.warnings.append('udev did not name every LUN of %s within %s s; those LUNs show path null'
+                                 % (target, transport.desired.device_timeout))
         luns.extend(found)
-    head = Plan()
-    head.diff = []
-    _finish(module, desired, ops, transport, luns, connected, head, prior=done)
+    return luns, connected
+
+
+def _named(desired, luns):
+    if desired.wwid is not None:
+        return any(lun.wwid == desired.wwid for lun in luns)
+    return any(lun.lun == desired.lun for lun in luns)
 
 
 def _plan_node(plan, desired, iscsiadm, target, portal, known, session):

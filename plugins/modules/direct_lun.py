@@ -164,6 +164,13 @@ options:
         fixed sleep.
     type: float
     default: 30
+  rescan:
+    description:
+      - Rescan the sessions of the targets (kernel), so LUNs added or grown on the target since the login show.
+        A session is rescanned anyway when the LUN named by O(wwid) or O(lun) is not visible. Rescans are not
+        counted as changes; check mode does not rescan.
+    type: bool
+    default: false
 notes:
   - The kernel transport needs C(iscsiadm) (open-iscsi) and a running iscsid; the
     M(virtops.storage.direct_lun_info) module and the C(virtops.storage.direct_lun_host) role help prepare
@@ -350,6 +357,7 @@ def main():
             'persistent': {'type': 'bool', 'default': True},
             'unplug_timeout': {'type': 'float', 'default': 30},
             'device_timeout': {'type': 'float', 'default': 30},
+            'rescan': {'type': 'bool', 'default': False},
         },
         mutually_exclusive=[('wwid', 'lun')],
         supports_check_mode=True,
