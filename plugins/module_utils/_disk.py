@@ -54,12 +54,14 @@ class DiskSource:
     guessed: bool = False  # the format was read from the file's own header (libvirt's or ours)
     outside: Optional[str] = None  # a file that header makes QEMU open outside every pool
     in_use_code: str = 'VOLUME_IN_USE'  # what another domain's use is refused with (LUN_IN_USE for a LUN)
+    aliases: tuple = ()  # other paths the same disk may be attached by (a LUN's udev names)
+    stable_id: Optional[str] = None  # what the default serial derives from when paths are not stable (a LUN's WWID)
 
     @property
     def identity(self):
         if self.network is not None:
             return '%s:%s' % (self.network.protocol, self.network.name)
-        return self.key or self.real_path or self.path
+        return self.stable_id or self.key or self.real_path or self.path
 
     @property
     def label(self):
@@ -75,7 +77,7 @@ class DiskSource:
                 self.network.protocol, self.network.name)
         if self.pool and self.volume and (disk.pool, disk.volume) == (self.pool, self.volume):
             return True
-        mine = set(path for path in (self.path, self.real_path) if path)
+        mine = set(path for path in (self.path, self.real_path) + self.aliases if path)
         return bool(mine & set(path for path in (disk.path, disk.real_path) if path))
 
 

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import dataclasses
+import errno
 import glob
 import os
 import stat
@@ -42,6 +43,14 @@ class HostLun:
     size: Optional[int] = None
     path: Optional[str] = None  # /dev/mapper/<wwid> or the /dev/disk/by-id link, once udev made it
     multipath: Optional[str] = None  # dm-N of the multipath map that owns the disk
+
+
+def _listdir(path):
+    """Entries of a sysfs directory, sorted; none when it is gone (a device that went away)."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 def _read(path, binary=False):
@@ -74,14 +83,13 @@ class HostTree(object):
         for directory in sorted(glob.glob(os.path.join(base, 'target*', '*:*:*:*'))):
             hctl = os.path.basename(directory)
             try:
-                lun = int(hctl.split(':')[3])
+                lun = int(hctl.split(':')[3])  # Linux numbers LUNs as libiscsi and QEMU do
             except (IndexError, ValueError):
                 continue
             kind = _text(os.path.join(directory, 'type'))
             page83 = _read(os.path.join(directory, 'vpd_pg83'), binary=True)
             page80 = _read(os.path.join(directory, 'vpd_pg80'), binary=True)
-            blocks = sorted(os.listdir(os.path.join(directory, 'block'))) if os.path.isdir(
-                os.path.join(directory, 'block')) else []
+            blocks = _listdir(os.path.join(directory, 'block'))
             item = HostLun(hctl=hctl, lun=lun, type=int(kind) if kind and kind.isdigit() else None,
                            vendor=_text(os.path.join(directory, 'vendor')) or None,
                            model=_text(os.path.join(directory, 'model')) or None,
@@ -90,6 +98,10 @@ class HostTree(object):
                            serial=_scsi.serial_from_page80(page80) if page80 else None,
                            block=blocks[0] if blocks else None)
             if item.block:
+                serial, _links = self.udev_data(item.block)
+                if serial and serial != item.wwid:
+                    # what this host's udev calls it (its rules may rank designators differently)
+                    item.wwid = serial
                 sectors = _text(self.path('sys/block', item.block, 'size'))
                 item.size = int(sectors) * 512 if sectors and sectors.isdigit() else None
                 item.multipath = self.multipath_of(item.block)
@@ -98,14 +110,47 @@ class HostTree(object):
         found.sort(key=lambda item: item.lun)
         return found
 
+    def sessions(self):
+        """Session numbers sysfs shows (every iSCSI session of the host)."""
+        found = []
+        for directory in glob.glob(self.path('sys/class/iscsi_session/session*')):
+            number = os.path.basename(directory)[len('session'):]
+            if number.isdigit():
+                found.append(int(number))
+        return sorted(found)
+
+    def devices_by_wwid(self):
+        """{wwid: [HostLun]} of every disk of every iSCSI session of the host."""
+        found = {}
+        for sid in self.sessions():
+            for item in self.session_luns(sid):
+                if item.wwid and item.block:
+                    found.setdefault(item.wwid, []).append(item)
+        return found
+
     def multipath_of(self, block):
         """dm-N of the multipath map holding `block`, or None."""
-        holders = self.path('sys/block', block, 'holders')
-        for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
+        for holder in _listdir(self.path('sys/block', block, 'holders')):
             uuid = _text(self.path('sys/block', holder, 'dm/uuid')) or ''
             if uuid.startswith('mpath-'):
                 return holder
         return None
+
+    def udev_data(self, block):
+        """(ID_SERIAL, [by-id link names]) udev recorded for the device, or (None, [])."""
+        number = _text(self.path('sys/block', block, 'dev'))
+        data = _read(self.path('run/udev/data', 'b' + number)) if number else None
+        serial, links = None, []
+        for line in (data or '').splitlines():
+            if line.startswith('E:ID_SERIAL='):
+                serial = line[len('E:ID_SERIAL='):].strip() or None
+            elif line.startswith('S:disk/by-id/'):
+                links.append(line[len('S:disk/by-id/'):].strip())
+        return serial, links
+
+    def map_name(self, dm):
+        """The device-mapper name of dm-N (a WWID, or a friendly name such as mpatha)."""
+        return _text(self.path('sys/block', dm, 'dm/name')) or None
 
     def device_path(self, item):
         """Where a VM disk should point: /dev/mapper/<wwid> when multipath owns the LUN,
@@ -118,6 +163,9 @@ class HostTree(object):
             return None  # the map exists but its name is not there yet: never a path of the map
         naa = _scsi.naa_of(item.wwid)
         names = (['wwn-0x' + naa] if naa else []) + (['scsi-' + item.wwid] if item.wwid else [])
+        _serial, links = self.udev_data(item.block)
+        names += [name for prefix in ('wwn-', 'scsi-') for name in links
+                  if name.startswith(prefix) and '-part' not in name and name not in names]
         device = os.path.realpath(self.path('dev', item.block))
         for name in names:
             candidate = self.path('dev/disk/by-id', name)
@@ -128,7 +176,9 @@ class HostTree(object):
     def settled(self, sid):
         """(luns, done): done when every disk of the session has a block device and a path."""
         luns = self.session_luns(sid)
-        pending = [item for item in luns if item.type in _scsi.DISK_TYPES and (item.block is None or item.path is None)]
+        # a disk without any WWID never gets a by-id name: its block device is all there is to wait for
+        pending = [item for item in luns if item.type in _scsi.DISK_TYPES and (
+            item.block is None or (item.path is None and item.wwid is not None))]
         return luns, not pending
 
     def wait_for_devices(self, sid, timeout, settle=None, clock=time.monotonic, sleep=time.sleep):
@@ -138,9 +188,9 @@ class HostTree(object):
         deadline = clock() + timeout
         delay = 0.05
         previous = None
+        if settle is not None:
+            settle()  # once: udev's queue after the login; then bounded looks
         while True:
-            if settle is not None:
-                settle()
             luns, done = self.settled(sid)
             shape = [(item.hctl, item.block, item.path) for item in luns]
             if done and shape == previous:
@@ -174,11 +224,10 @@ class HostTree(object):
                 continue
             seen.add(name)
             found.append((name, directory))
-            for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            for entry in _listdir(directory):
                 if entry.startswith(name) and os.path.isfile(os.path.join(directory, entry, 'dev')):
                     todo.append((entry, os.path.join(directory, entry)))  # a partition lives under its disk
-            holders = os.path.join(directory, 'holders')
-            for holder in sorted(os.listdir(holders)) if os.path.isdir(holders) else []:
+            for holder in _listdir(os.path.join(directory, 'holders')):
                 todo.append((holder, self.path('sys/block', holder)))
         return found
 
@@ -192,16 +241,21 @@ class HostTree(object):
         return numbers
 
     def host_uses(self, item, proc='/proc'):
-        """Why the host itself holds this LUN's device: mounts, swap, LVM, other device-mapper
-        users. Empty when nothing does."""
+        """Why the host itself holds this LUN's device: mounts, swap, LVM, holders (device-
+        mapper, md, bcache), or the kernel's exclusive claim. Empty when nothing does."""
         if not item.block:
             return []
+        stack = self._stack(item.block)
         numbers = self.dev_numbers(item.block)
+        names = set(os.path.realpath(self.path('dev', name)) for name, _directory in stack)
         reasons = []
         mounts = _read(os.path.join(proc, 'self/mountinfo')) or ''
         for line in mounts.splitlines():
             fields = line.split()
-            if len(fields) > 4 and fields[2] in numbers:
+            source = fields[fields.index('-') + 2] if '-' in fields and len(fields) > fields.index('-') + 2 else ''
+            # btrfs and the like show an anonymous 0:N there: their source names the device
+            if len(fields) > 4 and (fields[2] in numbers or (source.startswith('/') and
+                                                              os.path.realpath(source) in names)):
                 reasons.append('mounted at %s' % fields[4])
         swaps = _read(os.path.join(proc, 'swaps')) or ''
         for line in swaps.splitlines()[1:]:
@@ -212,14 +266,29 @@ class HostTree(object):
                 continue
             if stat.S_ISBLK(mode.st_mode) and '%d:%d' % (os.major(mode.st_rdev), os.minor(mode.st_rdev)) in numbers:
                 reasons.append('swap space (%s)' % name)
-        stack = self._stack(item.block)
-        if any(self._lvm_label(self.path('dev', name)) for name, _directory in stack):
+        # the label is read only from a SCSI disk that answers (a read of a failed path or a
+        # queueing map could block the run)
+        if _text(self.path('sys/block', item.block, 'device/state')) in (None, 'running') and any(
+                self._lvm_label(self.path('dev', name)) for name, _directory in stack
+                if name == item.block or name.startswith(item.block)):
             reasons.append('an LVM physical volume')
         for name, directory in stack:
-            if name.startswith('dm-') and name != item.multipath:  # partition maps (kpartx) count
-                reasons.append('held by %s (%s)' % (name, _text(os.path.join(directory, 'dm/name')) or
-                                                    'device-mapper'))
+            if name == item.multipath or name.startswith(item.block):
+                continue  # the LUN's own multipath map, the disk and its partitions
+            reasons.append('held by %s (%s)' % (name, _text(os.path.join(directory, 'dm/name')) or 'the kernel'))
+        if not reasons and self._claimed(self.path('dev', item.multipath or item.block)):
+            reasons.append('claimed by the kernel (an exclusive open: a mount, RAID or swap)')
         return reasons
+
+    @staticmethod
+    def _claimed(device):
+        """Whether the kernel holds the block device exclusively (EBUSY on an O_EXCL open)."""
+        try:
+            handle = os.open(device, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK)
+        except OSError as exc:
+            return exc.errno == errno.EBUSY
+        os.close(handle)
+        return False
 
     @staticmethod
     def _lvm_label(device):
@@ -236,11 +305,24 @@ class HostTree(object):
         return False
 
     def real_paths(self, item):
-        """Every device file name this LUN's disk may be attached by, resolved."""
+        """Every device file name a disk reading this LUN may be attached by, resolved: the
+        disk, its multipath map, and whatever stacks on them (partitions, kpartx maps, LVs),
+        and its udev name."""
         paths = set()
         for name in (item.block, item.multipath):
             if name:
-                paths.add(os.path.realpath(self.path('dev', name)))
+                for part, _directory in self._stack(name):
+                    paths.add(os.path.realpath(self.path('dev', part)))
         if item.path:
             paths.add(os.path.realpath(item.path))
         return paths
+
+    def maps_of(self, wwid):
+        """/dev/mapper names of the multipath maps of a WWID (friendly names included)."""
+        found = []
+        for directory in sorted(glob.glob(self.path('sys/block/dm-*'))):
+            if _text(os.path.join(directory, 'dm/uuid')) == 'mpath-' + wwid:
+                name = _text(os.path.join(directory, 'dm/name'))
+                if name:
+                    found.append(self.path('dev/mapper', name))
+        return found

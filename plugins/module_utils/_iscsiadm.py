@@ -22,6 +22,7 @@ NO_RECORDS = 21  # ISCSI_ERR_NO_OBJS_FOUND
 SESSION_EXISTS = 15  # ISCSI_ERR_SESS_EXISTS
 LOGIN_AUTH_FAILED = 24  # ISCSI_ERR_LOGIN_AUTH_FAILED
 INVALID_REQUEST = 7  # ISCSI_ERR_INVAL
+IDBM_NO_RECORD = 6  # ISCSI_ERR_IDBM: what a missing discoverydb record gives
 UNREACHABLE_CODES = {
     4: 'connection failure',  # ISCSI_ERR_TRANS (older releases, discovery)
     8: 'connection timed out',  # ISCSI_ERR_TRANS_TIMEOUT
@@ -85,7 +86,8 @@ class Iscsiadm(object):
         return rc, out, err
 
     def error(self, rc, command, out, err, what=None):
-        words = (err or out or '').strip().replace('\n', ' / ')
+        shown = out if '-S' not in command else ''  # `-o show -S` prints the stored passwords
+        words = (err or shown or '').strip().replace('\n', ' / ')
         detail = '`%s` exited %d: %s' % (masked(command), rc, words or 'no output')
         if rc == LOGIN_AUTH_FAILED:
             return StorageError('ISCSI_AUTH_FAILED', 'the target refused the CHAP credentials (%s); check auth and '
@@ -97,28 +99,30 @@ class Iscsiadm(object):
         return StorageError('ISCSI_LOGIN_FAILED', '%s failed: %s' % (what or 'iscsiadm', detail))
 
     # discovery ------------------------------------------------------------------------
-    def discover(self, portal, persistent=True):
+    def discover(self, portal, persistent=True, with_record=False):
         """SendTargets discovery: [Node]. `-o new` adds missing node records and keeps
-        existing ones as they are; `persistent=False` writes nothing (info)."""
+        existing ones as they are; `persistent=False` writes nothing (planning, info).
+        `with_record` discovers through the discoverydb record (its discovery CHAP)."""
         portal = normal_portal(portal)
-        _rc, out, _err = self.run(['-m', 'discovery', '-t', 'sendtargets', '-p', portal,
-                                   '-o', 'new' if persistent else 'nonpersistent'])
-        return parse_records(out)
+        mode = ['-m', 'discoverydb', '-t', 'sendtargets', '-p', portal, '-D'] if with_record else [
+            '-m', 'discovery', '-t', 'sendtargets', '-p', portal]
+        rc, out, _err = self.run(mode + ['-o', 'new' if persistent else 'nonpersistent'], allowed=(0, NO_RECORDS))
+        return [] if rc == NO_RECORDS else parse_records(out)  # 21: the portal offers nothing to us
 
-    def discover_with_auth(self, portal, username, password):
-        """Discovery whose SendTargets session uses CHAP: the credentials go to the
-        discoverydb record (plain discovery cannot carry them), then discovery runs from it."""
-        portal = normal_portal(portal)
-        base = ['-m', 'discoverydb', '-t', 'sendtargets', '-p', portal]
-        rc, _out, _err = self.run(base + ['-o', 'show'], allowed=(0, NO_RECORDS))
-        if rc == NO_RECORDS:
-            self.run(base + ['-o', 'new'])
-        for name, value in (('discovery.sendtargets.auth.authmethod', 'CHAP'),
-                            ('discovery.sendtargets.auth.username', username),
-                            ('discovery.sendtargets.auth.password', password)):
-            self.run(base + ['-o', 'update', '-n', name, '-v', value])
-        _rc, out, _err = self.run(base + ['-D', '-o', 'new'])
-        return parse_records(out)
+    def discovery_settings(self, portal, secrets=True):
+        """{key: value} of the portal's discoverydb record (passwords shown with -S, kept in
+        this process), or None when there is none."""
+        args = ['-m', 'discoverydb', '-t', 'sendtargets', '-p', normal_portal(portal), '-o', 'show']
+        # 2.1.8 says "Discovery record [...] not found" with exit 6 (ISCSI_ERR_IDBM)
+        rc, out, _err = self.run(args + (['-S'] if secrets else []), allowed=(0, NO_RECORDS, IDBM_NO_RECORD))
+        return None if rc != 0 else parse_settings(out)
+
+    def new_discovery_record(self, portal):
+        self.run(['-m', 'discoverydb', '-t', 'sendtargets', '-p', normal_portal(portal), '-o', 'new'])
+
+    def update_discovery_record(self, portal, name, value):
+        self.run(['-m', 'discoverydb', '-t', 'sendtargets', '-p', normal_portal(portal), '-o', 'update', '-n', name,
+                  '-v', value])
 
     def delete_discovery_record(self, portal):
         self.run(['-m', 'discoverydb', '-t', 'sendtargets', '-p', normal_portal(portal), '-o', 'delete'],
@@ -134,14 +138,7 @@ class Iscsiadm(object):
         stored CHAP password (-S) for comparison; it never leaves this process."""
         args = ['-m', 'node', '-T', target, '-p', normal_portal(portal), '-o', 'show'] + (['-S'] if secrets else [])
         rc, out, _err = self.run(args, allowed=(0, NO_RECORDS))
-        if rc == NO_RECORDS:
-            return None
-        settings = {}
-        for line in out.splitlines():
-            if ' = ' in line and not line.startswith('#'):
-                key, value = line.split(' = ', 1)
-                settings[key.strip()] = value.strip()
-        return settings
+        return None if rc == NO_RECORDS else parse_settings(out)
 
     def update_node(self, target, portal, name, value):
         self.run(['-m', 'node', '-T', target, '-p', normal_portal(portal), '-o', 'update', '-n', name, '-v', value])
@@ -172,6 +169,16 @@ class Iscsiadm(object):
 
     def rescan(self, sid):
         self.run(['-m', 'session', '-r', str(sid), '--rescan'])
+
+
+def parse_settings(out):
+    """{key: value} of a record as `-o show` prints it ("key = value" lines)."""
+    settings = {}
+    for line in out.splitlines():
+        if ' = ' in line and not line.startswith('#'):
+            key, value = line.split(' = ', 1)
+            settings[key.strip()] = value.strip()
+    return settings
 
 
 def parse_records(out):

@@ -21,6 +21,8 @@ from ansible_collections.virtops.storage.plugins.module_utils._errors import Sto
 SESSION_DISCOVERY, SESSION_NORMAL = 1, 2
 XFER_READ = 1
 STATUS_GOOD, STATUS_CHECK_CONDITION = 0, 2
+STATUS_TRANSPORT = 0x0f000000  # libiscsi's own TIMEOUT, CANCELLED, ERROR statuses start here
+TCP_SYN_RETRIES = 2  # a portal that drops SYNs is given up after seconds, not the kernel's two minutes
 UNIT_ATTENTION_RETRIES = 4  # a fresh I_T nexus reports power-on/reset once per LUN
 DEFAULT_TIMEOUT = 10
 
@@ -60,6 +62,8 @@ def library():
         'iscsi_destroy_context': (num, [ptr]),
         'iscsi_get_error': (text, [ptr]),
         'iscsi_set_timeout': (num, [ptr, num]),
+        'iscsi_set_noautoreconnect': (None, [ptr, num]),
+        'iscsi_set_tcp_syncnt': (num, [ptr, num]),
         'iscsi_set_session_type': (num, [ptr, num]),
         'iscsi_set_targetname': (num, [ptr, text]),
         'iscsi_set_initiator_username_pwd': (num, [ptr, text, text]),
@@ -99,9 +103,7 @@ def classify(message):
     lowered = message.lower()
     if 'authentication failure' in lowered or 'authorization failure' in lowered or 'chap' in lowered:
         return 'ISCSI_AUTH_FAILED'
-    if 'target not found' in lowered or 'not found' in lowered:
-        return 'LUN_NOT_FOUND'
-    if 'login' in lowered and 'fail' in lowered:
+    if 'login' in lowered and 'fail' in lowered:  # target not found, and the like
         return 'ISCSI_LOGIN_FAILED'
     return 'ISCSI_UNREACHABLE'
 
@@ -120,7 +122,12 @@ class Connection(object):
         if not self._ctx:
             raise StorageError('INVALID_ARGUMENT', 'libiscsi refused initiator name %r' % initiator)
         self._logged_in = False
+        self._broken = False
+        self._buffers = []
         self.lib.iscsi_set_timeout(self._ctx, int(timeout))
+        # a dropped connection fails the command instead of reconnecting forever
+        self.lib.iscsi_set_noautoreconnect(self._ctx, 1)
+        self.lib.iscsi_set_tcp_syncnt(self._ctx, TCP_SYN_RETRIES)
         if username:
             self.lib.iscsi_set_initiator_username_pwd(self._ctx, _encode(username), _encode(password or ''))
 
@@ -151,7 +158,8 @@ class Connection(object):
         else:
             lib.iscsi_set_session_type(self._ctx, SESSION_NORMAL)
             lib.iscsi_set_targetname(self._ctx, _encode(self.target))
-            failed = lib.iscsi_full_connect_sync(self._ctx, self._address, 0) != 0
+            # LUN -1: no TEST UNIT READY to LUN 0 at login (a target need not map LUN 0 to us)
+            failed = lib.iscsi_full_connect_sync(self._ctx, self._address, -1) != 0
         if failed:
             message = self._error()
             code = classify(message)
@@ -159,12 +167,17 @@ class Connection(object):
                 what, self.portal, message, {
                     'ISCSI_AUTH_FAILED': '; check the CHAP username and password%s' % (
                         ' (discovery_auth)' if self.target is None else ' (auth)'),
-                    'LUN_NOT_FOUND': '; the portal does not offer this target',
+                    'ISCSI_LOGIN_FAILED': '; check that the portal offers this target to this initiator',
                 }.get(code, '')))
         self._logged_in = True
 
     def close(self):
         if self._ctx:
+            if self._broken:
+                # a command failed with its PDU still queued: destroying the context would run the
+                # PDU's callback on memory that is gone. The context is left to the process's end.
+                self._ctx = None
+                return
             if self._logged_in:
                 self.lib.iscsi_logout_sync(self._ctx)
             self.lib.iscsi_destroy_context(self._ctx)
@@ -193,33 +206,52 @@ class Connection(object):
             self.lib.iscsi_free_discovery_data(self._ctx, found)
         return targets
 
-    def command(self, lun, cdb, size):
+    def command(self, lun, cdb, size, retry_check_condition=False):
         """Send a data-in CDB to `lun`; returns the answer's bytes, or None when the LUN
-        answers with a status other than GOOD after the unit attentions a new session gets."""
+        refuses the command (CHECK CONDITION; retried a few times when asked, for the unit
+        attention a new session reports once per LUN). A lost connection or a libiscsi
+        timeout is ISCSI_UNREACHABLE."""
         lib = self.lib
-        for _attempt in range(UNIT_ATTENTION_RETRIES):
+        for _attempt in range(UNIT_ATTENTION_RETRIES if retry_check_condition else 1):
             cdb_buffer = (ctypes.c_ubyte * len(cdb)).from_buffer_copy(bytes(cdb))
             task = lib.scsi_create_task(len(cdb), cdb_buffer, XFER_READ, size)
             if not task:
                 raise StorageError('ISCSI_UNREACHABLE', 'libiscsi could not allocate a SCSI task')
             data = (ctypes.c_ubyte * size)()
             lib.scsi_task_add_data_in_buffer(task, size, data)
+            self._buffers.append(data)  # the task may outlive this call on a failure: so does its buffer
             done = lib.iscsi_scsi_command_sync(self._ctx, lun, task, None)
             if not done:
+                # the task is still queued in libiscsi: neither it nor the context may be freed
                 message = self._error()
-                lib.scsi_free_scsi_task(task)
+                self._broken = True
                 raise StorageError('ISCSI_UNREACHABLE', 'SCSI command to %s LUN %d failed: %s'
                                    % (self.target, lun, message))
             status = lib.scsi_task_get_status(task, None)
             lib.scsi_free_scsi_task(task)
+            self._buffers.pop()
             if status == STATUS_GOOD:
                 return bytes(data)
+            if status >= STATUS_TRANSPORT:
+                raise StorageError('ISCSI_UNREACHABLE', 'SCSI command to %s LUN %d failed: %s (status 0x%x)'
+                                   % (self.target, lun, self._error(), status))
             if status != STATUS_CHECK_CONDITION:
                 return None
         return None
 
     def report_luns(self):
-        return self.command(0, [0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096)
+        """REPORT LUNS: first its length, then the whole list."""
+        head = self.command(0, [0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16)
+        if head is None:
+            raise StorageError('ISCSI_UNREACHABLE', 'target %s refused REPORT LUNS' % self.target)
+        length = 8 + int.from_bytes(head[:4], 'big')
+        if length <= 16:
+            return head
+        length = min(length, 1 << 20)
+        answer = self.command(0, [0xa0, 0, 0, 0, 0, 0] + list(length.to_bytes(4, 'big')) + [0, 0], length)
+        if answer is None:
+            raise StorageError('ISCSI_UNREACHABLE', 'target %s refused REPORT LUNS' % self.target)
+        return answer
 
     def inquiry(self, lun, page=None, size=1024):
         """A standard INQUIRY (page None) or the VPD page `page`."""
@@ -228,4 +260,12 @@ class Connection(object):
         return self.command(lun, [0x12, 1, page, size >> 8, size & 0xff, 0], size)
 
     def read_capacity16(self, lun):
-        return self.command(lun, [0x9e, 0x10] + [0] * 8 + [0, 0, 0, 32] + [0, 0], 32)
+        """READ CAPACITY(16), retried past unit attentions; READ CAPACITY(10) on targets
+        without it (its answer converted to the (16) layout), unless the LUN is over 2 TiB."""
+        answer = self.command(lun, [0x9e, 0x10] + [0] * 8 + [0, 0, 0, 32] + [0, 0], 32, retry_check_condition=True)
+        if answer is not None:
+            return answer
+        short = self.command(lun, [0x25] + [0] * 9, 8, retry_check_condition=True)
+        if short is None or short[:4] == b'\xff\xff\xff\xff':
+            return None
+        return bytes(4) + short[:4] + short[4:8]

@@ -23,7 +23,7 @@ from typing import Optional
 from ansible_collections.virtops.storage.plugins.module_utils import _domain, _libiscsi, _scsi, _secrets, _xml
 from ansible_collections.virtops.storage.plugins.module_utils._disk import (
     DesiredDisk, DiskOps, DiskSource, LIVE_CHOICES, MAX_BOOT_ORDER, MAX_UNPLUG_TIMEOUT, change_disk, check_device,
-    source_lock)
+    source_lock, views_in_scope)
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._hostscsi import HostTree
 from ansible_collections.virtops.storage.plugins.module_utils._iscsiadm import Iscsiadm, normal_portal, portal_addresses
@@ -57,9 +57,11 @@ class Lun:
     multipath: Optional[str] = None  # kernel: dm-N of its multipath map
     real_paths: tuple = ()
     used_by: list = dataclasses.field(default_factory=list)
-    uses: list = dataclasses.field(default_factory=list)  # DiskUse records
+    uses: list = dataclasses.field(default_factory=list)  # DiskUse records, through either transport
+    device_uses: list = dataclasses.field(default_factory=list)  # those through this host's device files
     host_uses: list = dataclasses.field(default_factory=list)  # kernel: mounts, swap, LVM, device-mapper
     pools: list = dataclasses.field(default_factory=list)  # libvirt pools built on it or on its target
+    gone: bool = False  # named for a detach, no longer visible on the host
 
     @property
     def in_pool(self):
@@ -163,8 +165,9 @@ def desired_from_params(params, info=False):
                                % params.get('wwid'))
     if desired.wwid is not None and desired.lun is not None:
         raise StorageError('INVALID_ARGUMENT', 'name the LUN by wwid or by lun, not both')
-    if desired.lun is not None and not 0 <= desired.lun < 16384:
-        raise StorageError('INVALID_ARGUMENT', 'lun must be a LUN number from 0 to 16383')
+    if desired.lun is not None and not 0 <= desired.lun <= 0xffff:
+        raise StorageError('INVALID_ARGUMENT', 'lun must be a LUN number from 0 to 65535 (as libiscsi, QEMU and Linux '
+                                               'number them: flat LUN 256 is 16640)')
     if desired.lun is not None and desired.domain is None:
         raise StorageError('INVALID_ARGUMENT', 'lun names the LUN to attach: it needs domain')
     if desired.domain is not None:
@@ -220,6 +223,11 @@ class QemuTransport(object):
     def __init__(self, desired):
         self.desired = desired
 
+    @staticmethod
+    def host_tree():
+        """The host's own SCSI view: a LUN the host also reaches through its initiator."""
+        return HostTree()
+
     def targets(self):
         desired = self.desired
         if desired.target is not None:
@@ -234,8 +242,11 @@ class QemuTransport(object):
         found = []
         with _libiscsi.Connection(desired.portal, desired.initiator, target, desired.username,
                                   desired.password) as connection:
-            for number in _scsi.report_luns(connection.report_luns() or b''):
-                kind, vendor, model, _revision = _scsi.standard_inquiry(connection.inquiry(number) or b'')
+            for number in _scsi.report_luns(connection.report_luns()):
+                answer = connection.inquiry(number)
+                if answer is None:
+                    raise StorageError('ISCSI_UNREACHABLE', '%s LUN %d refused INQUIRY' % (target, number))
+                kind, vendor, model, _revision = _scsi.standard_inquiry(answer)
                 if kind not in _scsi.DISK_TYPES:
                     continue  # the controller LUN and other non-disks are nothing to hand a VM
                 page83 = connection.inquiry(number, 0x83) or b''
@@ -254,7 +265,7 @@ class QemuTransport(object):
             protocol='iscsi', name='%s/%d' % (lun.target, lun.lun), hosts=((host, str(port)),),
             username=desired.username, secret_type='iscsi' if desired.username else None,
             secret_usage=secret_usage(lun.target) if desired.username else None,
-            initiator=desired.initiator_name)
+            initiator=desired.initiator)  # the name the LUNs were read with: what the target's ACLs saw
         return DiskSource(kind='network', format='raw', network=network, block=True, in_use_code='LUN_IN_USE')
 
 
@@ -271,6 +282,9 @@ class KernelTransport(object):
         self.tree = tree
         self.settle = settle
         self.addresses = portal_addresses(desired.portal) if desired.portal else None
+
+    def host_tree(self):
+        return self.tree
 
     def at_portal(self, portal):
         """Whether a record's or session's portal is the one asked for (by name or address)."""
@@ -299,25 +313,42 @@ class KernelTransport(object):
         return luns, complete
 
     def disk_source(self, lun):
+        if lun.gone:
+            # every name this collection attaches the LUN by; the disk is found by any of them
+            naa = _scsi.naa_of(lun.wwid)
+            names = [self.tree.path('dev/mapper', lun.wwid), self.tree.path('dev/disk/by-id', 'scsi-' + lun.wwid)]
+            names += [name for name in self.tree.maps_of(lun.wwid) if name not in names]  # friendly map names
+            if naa:
+                names.insert(0, self.tree.path('dev/disk/by-id', 'wwn-0x' + naa))
+            return DiskSource(kind='block', format='raw', path=names[0], real_path=names[0], block=True,
+                              in_use_code='LUN_IN_USE', aliases=tuple(names[1:]), stable_id='wwid:' + lun.wwid)
         if lun.path is None:
             raise StorageError('LUN_NOT_FOUND', 'LUN %s (%s LUN %d) has no udev name yet (no /dev/disk/by-id or '
                                                 '/dev/mapper link); a VM disk never points at /dev/%s. Wait for udev '
                                                 'or raise device_timeout' % (lun.wwid, lun.target, lun.lun, lun.block))
         return DiskSource(kind='block', format='raw', path=lun.path, real_path=os.path.realpath(lun.path), block=True,
-                          in_use_code='LUN_IN_USE')
+                          in_use_code='LUN_IN_USE', stable_id='wwid:%s' % lun.wwid if lun.wwid else None)
 
 
 # ---------------------------------------------------------------------------------------
 # who uses a LUN
-def annotate(client, luns, index=None):
-    """Fill used_by (domains whose disks read the LUN) and in_pool (libvirt pools built on
-    it; host uses are already there for the kernel transport)."""
+def annotate(client, luns, index=None, host=None):
+    """Fill used_by (domains whose disks read the LUN, through either transport: a network
+    disk of its target and number, or any device file of its WWID on this host) and pools
+    (libvirt pools built on it or its target). `host` (a HostTree) also lends a qemu LUN the
+    host uses of a kernel device with its WWID."""
     index = index or UsageIndex.build(client)
     pools = _pool_sources(client)
+    by_wwid = host.devices_by_wwid() if host is not None else {}
     for lun in luns:
-        uses = index.network_users('iscsi', '%s/%d' % (lun.target, lun.lun)) if lun.source else []
-        for path in lun.real_paths:
-            uses.extend(index.users(path=path))
+        uses = index.network_users('iscsi', '%s/%d' % (lun.target, lun.lun))
+        paths = set(lun.real_paths)
+        for item in by_wwid.get(lun.wwid, []) if lun.wwid else []:
+            paths.update(host.real_paths(item))
+            if not lun.real_paths:  # the qemu transport: the host holds the same LUN through its initiator
+                lun.host_uses = sorted(set(lun.host_uses) | set(host.host_uses(item)))
+        lun.device_uses = [use for path in sorted(paths) for use in index.users(path=path)]
+        uses.extend(lun.device_uses)
         seen = set()
         lun.uses = [use for use in uses if not ((use.domain, use.target) in seen or seen.add((use.domain, use.target)))]
         lun.used_by = sorted(set(use.domain for use in lun.uses))
@@ -325,7 +356,7 @@ def annotate(client, luns, index=None):
         for name, kind, devices, iqn in pools:
             if iqn == lun.target and kind in ('iscsi', 'iscsi-direct'):
                 lun.pools.append('libvirt pool %s (%s of the whole target)' % (name, kind))
-            elif set(devices) & set(lun.real_paths):
+            elif set(devices) & paths:
                 lun.pools.append('libvirt pool %s (%s)' % (name, kind))
     return luns
 
@@ -371,8 +402,8 @@ def pick_lun(desired, luns):
     return match[0]
 
 
-def _uses_text(lun):
-    return ', '.join('%s (%s)' % (use.domain, use.target) for use in lun.uses)
+def _uses_text(uses):
+    return ', '.join('%s (%s)' % (use.domain, use.target) for use in uses)
 
 
 def refuse_held(luns, what):
@@ -394,21 +425,33 @@ class LunOps(DiskOps):
         self.iscsiadm = iscsiadm
         self.tree = tree
         self._run = run
+        self.lun_uses = None
+
+    def users(self, source):
+        """The domains that read the LUN through either transport (annotate found them),
+        not only those naming this very disk source."""
+        if self.lun_uses is None:
+            return super(LunOps, self).users(source)
+        return list(self.lun_uses), []
 
     # qemu: the CHAP secret
     def store_chap(self, target, password):
+        existing = _secrets.observe_secret(self.client, 'iscsi', secret_usage(target))
         _secrets.store_secret(self.client, 'iscsi', secret_usage(target), 'CHAP password of iSCSI target %s' % target,
-                              password)
+                              password, uuid=existing.uuid if existing is not None else None)
 
     def remove_chap(self, target):
         _secrets.remove_secret(self.client, 'iscsi', secret_usage(target))
 
     # kernel: iscsiadm and sysfs
-    def discover(self, portal, username=None, password=None):
-        if username:
-            self.iscsiadm.discover_with_auth(portal, username, password)
-        else:
-            self.iscsiadm.discover(portal)
+    def discover(self, portal, with_record=False):
+        self.iscsiadm.discover(portal, with_record=with_record)
+
+    def new_discovery_record(self, portal):
+        self.iscsiadm.new_discovery_record(portal)
+
+    def set_discovery(self, portal, name, value):
+        self.iscsiadm.update_discovery_record(portal, name, value)
 
     def set_node(self, target, portal, name, value):
         self.iscsiadm.update_node(target, portal, name, value)
@@ -428,11 +471,12 @@ class LunOps(DiskOps):
     def rescan(self, sid):
         self.iscsiadm.rescan(sid)
 
-    def flush_multipath(self, wwid):
-        rc, out, err = self._run(['multipath', '-f', wwid])
+    def flush_multipath(self, name):
+        """Flush the multipath map by its own name (a WWID, or a friendly name or alias)."""
+        rc, out, err = self._run(['multipath', '-f', name])
         if rc != 0:
             raise StorageError('LUN_IN_USE', 'multipath -f %s exited %d: %s; the map is still open (a holder or '
-                                             'a mount uses it)' % (wwid, rc, (err or out).strip()))
+                                             'a mount uses it)' % (name, rc, (err or out).strip()))
 
     def delete_device(self, block):
         try:
@@ -481,8 +525,13 @@ def run_direct_lun_module(module):
     client = module.client(events=desired.disk is not None)
     transport, run = _transport(module, desired)
     ops = LunOps(client, getattr(transport, 'iscsiadm', None), getattr(transport, 'tree', None), run)
-    lock = (client.canonical_uri, 'iscsi', desired.portal, desired.target or '*')
-    with host_lock('iSCSI target %s at %s' % (desired.target or '(all)', desired.portal), lock):
+    if desired.disk is not None:
+        # what needs no LUN is refused before the host logs in to anything
+        views_in_scope(desired.disk, ops.observe(ops.domain(desired.disk.domain)))
+    # one lock per portal (by address, however the task names it): logins, logouts, records and
+    # secrets of one portal change in one run at a time
+    lock = (client.canonical_uri, 'iscsi', sorted(portal_addresses(desired.portal))[0])
+    with host_lock('iSCSI portal %s' % desired.portal, lock):
         if desired.transport == 'qemu':
             _run_qemu(module, desired, transport, ops)
         else:
@@ -503,7 +552,7 @@ def _finish(module, desired, ops, transport, luns, sessions, head, prior=None):
 
 
 def _finish_steps(module, desired, ops, transport, luns, sessions, head, prior):
-    annotate(ops.client, luns)
+    annotate(ops.client, luns, host=transport.host_tree())
     result = {'sessions': _sessions_result(transport.name, sessions)}
     if desired.wwid is not None and desired.domain is None:
         pick_lun(desired, luns)  # asserting a LUN is visible is a question worth an answer
@@ -513,22 +562,60 @@ def _finish_steps(module, desired, ops, transport, luns, sessions, head, prior):
         plan = _merged(prior, head)
         result['luns'] = [lun.as_dict(transport.name) for lun in luns]
         module.exit_plan(plan, **result)
-    lun = pick_lun(desired, luns)
+    lun = _lun_to_change(desired, transport, luns)
     if desired.attached:
         refuse_held([lun], 'attaching it to a domain')
     source = transport.disk_source(lun)
+    ops.lun_uses = lun.uses  # every domain that reads this LUN, through either transport
     domain = ops.domain(desired.disk.domain)
     with host_lock('the disks of domain %s' % domain.name(), (ops.client.canonical_uri, 'domain',
                                                               domain.UUIDString())):
         with host_lock(source.label, source_lock(ops.client.canonical_uri, source)):
+            if desired.attached:
+                _refuse_other_connection(ops.observe(domain), source)
             plan, disk = change_disk(module, desired.disk, ops, domain, source, head=head, prior=prior)
     if plan.changed and not module.check_mode:
-        annotate(ops.client, luns)
+        annotate(ops.client, luns, host=transport.host_tree())
     result['luns'] = [item.as_dict(transport.name) for item in luns]
     if disk is not None:
         disk['wwid'] = lun.wwid
     result['disk'] = disk
     module.exit_plan(_merged(prior, plan), **result)
+
+
+def _lun_to_change(desired, transport, luns):
+    """The LUN the run attaches or detaches. A detach by WWID of a LUN that is no longer
+    visible (gone from the array, or udev dropped it) still finds its disk by the names the
+    kernel transport attaches it by."""
+    try:
+        return pick_lun(desired, luns)
+    except StorageError as err:
+        if err.code != 'LUN_NOT_FOUND' or desired.attached or desired.wwid is None or transport.name != 'kernel':
+            raise
+        return Lun(wwid=desired.wwid, lun=-1, target=desired.target or '', portal=desired.portal, gone=True)
+
+
+def _refuse_other_connection(observed, source):
+    """A LUN's network disk already attached with another portal, CHAP user or initiator is
+    not silently kept (the VM would keep using the old connection): detach it first."""
+    if source.network is None:
+        return
+    wanted = source.network
+    for name, view in observed.views:
+        for disk in view.disks:
+            have = disk.network
+            if have is None or (have.protocol, have.name) != (wanted.protocol, wanted.name):
+                continue
+            # a disk without <initiator> connects as QEMU's default name: the same as ours when none is asked
+            initiator = have.initiator or (wanted.initiator if wanted.initiator == QEMU_INITIATOR else None)
+            differs = [label for label, mine, theirs in (
+                ('portal', wanted.hosts, have.hosts), ('CHAP user', wanted.username, have.username),
+                ('secret', wanted.secret_usage, have.secret_usage), ('initiator', wanted.initiator, initiator))
+                if mine != theirs]
+            if differs:
+                raise StorageError('TARGET_MISMATCH', 'disk %s of %s already reads %s with another %s; detach it '
+                                                      '(attached: false) and attach it again to change how it connects'
+                                   % (disk.target, observed.name, wanted.name, ', '.join(differs)))
 
 
 def _merged(prior, plan):
@@ -538,6 +625,7 @@ def _merged(prior, plan):
     merged.actions = list(prior.actions) + list(plan.actions)
     merged.warnings = list(prior.warnings) + list(plan.warnings)
     merged.diff = list(prior.diff or []) + list(plan.diff or [])
+    merged.extra = dict(prior.extra, **plan.extra)
     return merged
 
 
@@ -585,6 +673,18 @@ def _run_qemu(module, desired, transport, ops):
 
 # kernel --------------------------------------------------------------------------------
 def _run_kernel(module, desired, transport, ops):
+    """The kernel transport; a refusal after steps already taken reports them."""
+    taken = Plan()
+    try:
+        _run_kernel_steps(module, desired, transport, ops, taken)
+    except StorageError as err:
+        if taken.actions and 'actions' not in err.details:
+            err.details['actions'] = taken.descriptions
+            err.details['changed'] = taken.changed
+        raise
+
+
+def _run_kernel_steps(module, desired, transport, ops, taken):
     iscsiadm = transport.iscsiadm
     portal = desired.portal
     nodes = [node for node in iscsiadm.nodes() if transport.at_portal(node.portal)]
@@ -595,30 +695,43 @@ def _run_kernel(module, desired, transport, ops):
     discovery = Plan()
     discovery.diff = []
     targets = [desired.target] if desired.target else sorted(known)
-    if desired.target is None or desired.target not in known:
-        if not desired.discovery_username:
-            # a discovery that writes nothing: the portal answers, and offers what is asked for
-            offered = [node.target for node in iscsiadm.discover(portal, persistent=False)]
-            if desired.target is not None and desired.target not in offered:
-                raise StorageError('ISCSI_LOGIN_FAILED', 'portal %s does not offer target %s (it offers: %s)'
-                                   % (portal, desired.target, ', '.join(offered) or 'nothing'))
-            targets = [desired.target] if desired.target else offered
-        elif module.check_mode and desired.target is None:
-            discovery.warnings.append('check mode cannot run a discovery that needs CHAP without writing its '
-                                      'record; the targets shown are those already known')
-        discovery.add('discover the targets of portal %s' % portal, 'discover',
-                      (portal, desired.discovery_username, desired.discovery_password))
-        discovery.diff.append({'before_header': 'node records of %s' % portal,
-                               'after_header': 'node records of %s' % portal,
-                               'before': ''.join('%s\n' % name for name in sorted(known)),
-                               'after': ''.join('%s\n' % name for name in sorted(known | set(targets)))})
-        # the records first: what the node settings and the login below work on
+    if desired.discovery_username:
+        # discovery CHAP lives in the discoverydb record (plain discovery cannot carry it)
+        _plan_discovery_auth(discovery, desired, iscsiadm, portal)
         module.apply(discovery, ops)
-        if discovery.changed and not module.check_mode:
-            nodes = [node for node in iscsiadm.nodes() if transport.at_portal(node.portal)]
-            known = set(node.target for node in nodes)
-            if desired.target is None:
-                targets = sorted(known)
+        taken.actions = list(discovery.actions)
+    if desired.target is None or desired.target not in known:
+        pending_auth = module.check_mode and discovery.changed
+        if pending_auth:
+            discovery.warnings.append('check mode cannot discover with discovery CHAP it has not stored yet; the '
+                                      'targets shown are those asked for or already known')
+            offered = [desired.target] if desired.target else sorted(known)
+        else:
+            # a discovery that writes nothing: the portal answers, and offers what is asked for
+            offered = [node.target for node in iscsiadm.discover(portal, persistent=False,
+                                                                 with_record=bool(desired.discovery_username))]
+        if desired.target is not None and desired.target not in offered:
+            raise StorageError('ISCSI_LOGIN_FAILED', 'portal %s does not offer target %s (it offers: %s)'
+                               % (portal, desired.target, ', '.join(offered) or 'nothing'))
+        targets = [desired.target] if desired.target else sorted(offered)
+        new = sorted(set(targets) - known)
+        if new or pending_auth:
+            steps = Plan()
+            steps.add('discover the targets of portal %s (new: %s)' % (portal, ', '.join(new) or 'to be seen'),
+                      'discover', (portal, bool(desired.discovery_username)))
+            steps.diff = [{'before_header': 'node records of %s' % portal, 'after_header': 'node records of %s' % portal,
+                           'before': ''.join('%s\n' % name for name in sorted(known)),
+                           'after': ''.join('%s\n' % name for name in sorted(known | set(new)))}]
+            # the records first: what the node settings and the login below work on
+            module.apply(steps, ops, prior=discovery)
+            discovery = _merged(discovery, steps)
+            taken.actions = list(discovery.actions)
+            if not module.check_mode:
+                nodes = [node for node in iscsiadm.nodes() if transport.at_portal(node.portal)]
+                known = set(node.target for node in nodes)
+    if desired.lun is not None and desired.target is None and len(targets) > 1:
+        raise StorageError('INVALID_ARGUMENT', 'lun %d is ambiguous: portal %s offers several targets (%s); name the '
+                                               'target, or the LUN by wwid' % (desired.lun, portal, ', '.join(targets)))
     plan = Plan()
     plan.diff = []
     for target in targets:
@@ -632,6 +745,7 @@ def _run_kernel(module, desired, transport, ops):
     # connect first: the LUNs exist on the host only after the login
     module.apply(plan, ops, prior=discovery)
     done = _merged(discovery, plan)
+    taken.actions = list(done.actions)
     sessions = iscsiadm.sessions() if done.changed and not module.check_mode else sessions
     luns, connected = _session_luns(transport, targets, sessions, done)
     missing = (desired.wwid is not None or desired.lun is not None) and not _named(desired, luns)
@@ -653,6 +767,26 @@ def _run_kernel(module, desired, transport, ops):
     head = Plan()
     head.diff = []
     _finish(module, desired, ops, transport, luns, connected, head, prior=done)
+
+
+def _plan_discovery_auth(plan, desired, iscsiadm, portal):
+    """The discoverydb record's CHAP settings, compared with what is asked (password read
+    with -S, never shown)."""
+    settings = iscsiadm.discovery_settings(portal)
+    if settings is None:
+        plan.add('create the discovery record of %s' % portal, 'new_discovery_record', (portal,))
+    for name, value in (('discovery.sendtargets.auth.authmethod', 'CHAP'),
+                        ('discovery.sendtargets.auth.username', desired.discovery_username),
+                        ('discovery.sendtargets.auth.password', desired.discovery_password)):
+        current = (settings or {}).get(name)
+        if current == value:
+            continue
+        secret = 'password' in name
+        plan.add('set the discovery CHAP password of %s' % portal if secret else 'set %s = %s on the discovery '
+                 'record of %s' % (name, value, portal), 'set_discovery', (portal, name, value))
+        plan.diff.append({'before_header': 'discovery record %s' % portal, 'after_header': 'discovery record %s' % portal,
+                          'before': '' if secret else '%s = %s\n' % (name, current or ''),
+                          'after': 'CHAP password changed\n' if secret else '%s = %s\n' % (name, value)})
 
 
 def _session_luns(transport, targets, sessions, plan):
@@ -718,18 +852,21 @@ def _kernel_absent(module, desired, transport, ops, nodes, sessions):
         luns = transport.luns(session)[0] if session is not None else []
         all_luns.extend(luns)
         steps.append((target, session, luns))
-    annotate(ops.client, all_luns)
-    used = [lun for lun in all_luns if lun.used_by]
+    annotate(ops.client, all_luns, host=transport.tree)
+    # a logout takes the host's devices away: what reads them (not QEMU's own sessions) stops it
+    used = [lun for lun in all_luns if lun.device_uses]
     if used:
         raise StorageError('LUN_IN_USE', 'domains still use LUNs of %s: %s; detach them first (attached: false)' % (
             ', '.join(sorted(set(lun.target for lun in used))),
-            '; '.join('%s: %s' % (lun.wwid, _uses_text(lun)) for lun in used)),
-            used_by=sorted(set(name for lun in used for name in lun.used_by)))
+            '; '.join('%s: %s' % (lun.wwid, _uses_text(lun.device_uses)) for lun in used)),
+            used_by=sorted(set(use.domain for lun in used for use in lun.device_uses)))
     refuse_held(all_luns, 'logging out')
     for target, session, luns in steps:
         for lun in luns:
             if lun.multipath:
-                plan.add('flush multipath map %s' % lun.wwid, 'flush_multipath', (lun.wwid,))
+                name = transport.tree.map_name(lun.multipath) or lun.wwid
+                plan.add('flush multipath map %s' % (name if name == lun.wwid else '%s (%s)' % (name, lun.wwid)),
+                         'flush_multipath', (name,))
             if lun.block:
                 plan.add('remove SCSI device %s (%s LUN %d)' % (lun.block, target, lun.lun), 'delete_device',
                          (lun.block,))
@@ -739,11 +876,32 @@ def _kernel_absent(module, desired, transport, ops, nodes, sessions):
             plan.add('delete the node record of %s at %s' % (target, portal), 'delete_node', (target, portal))
             plan.diff.append({'before_header': 'node %s' % target, 'after_header': 'node %s' % target,
                               'before': '%s,%s\n' % (portal, target), 'after': ''})
-    if desired.target is None and transport.iscsiadm.run(
-            ['-m', 'discoverydb', '-t', 'sendtargets', '-p', portal, '-o', 'show'], allowed=(0, 21))[0] == 0:
-        plan.add('delete the discovery record of %s' % portal, 'delete_discovery_record', (portal,))
+    if desired.target is None and transport.iscsiadm.discovery_settings(portal, secrets=False) is not None:
+        # open-iscsi deletes, with a discovery record, every node record found through it
+        # (other portals of the same targets too): only when none of those would be left
+        staying = _records_found_through(transport, portal, [target for target, _s, _l in steps])
+        if staying:
+            plan.warnings.append('the discovery record of %s stays: node records found through it remain (%s), and '
+                                 'open-iscsi would delete them with it' % (portal, ', '.join(staying)))
+        else:
+            plan.add('delete the discovery record of %s' % portal, 'delete_discovery_record', (portal,))
     module.apply(plan, ops)
     module.exit_plan(plan, sessions=[], luns=[])
+
+
+def _records_found_through(transport, portal, leaving):
+    """'target at portal' of node records (other than this portal's `leaving` targets)
+    whose discovery address is this portal."""
+    iscsiadm = transport.iscsiadm
+    found = []
+    for node in iscsiadm.nodes():
+        if node.target in leaving and transport.at_portal(node.portal):
+            continue
+        settings = iscsiadm.node_settings(node.target, node.portal) or {}
+        address = '%s:%s' % (settings.get('node.discovery_address'), settings.get('node.discovery_port'))
+        if transport.at_portal(address):
+            found.append('%s at %s' % (node.target, node.portal))
+    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -779,7 +937,7 @@ def run_direct_lun_info_module(module):
         for session in sessions_found:
             luns.extend(transport.luns(session)[0])
         sessions = [(session.target, normal_portal(session.portal)) for session in sessions_found]
-    annotate(client, luns)
+    annotate(client, luns, host=transport.host_tree())
     if module.params.get('unused'):
         luns = [lun for lun in luns if not lun.used_by and not lun.in_pool]
     module.exit_info(targets=targets, luns=[lun.as_dict(desired.transport) for lun in luns],

@@ -116,7 +116,9 @@ def capacity16(data):
 
 
 def report_luns(data):
-    """LUN numbers of a REPORT LUNS answer (peripheral and flat addressing)."""
+    """LUN numbers of a REPORT LUNS answer, as libiscsi, QEMU (iscsi://.../<lun>) and Linux
+    (H:C:T:L) number them: the first two bytes of the 8-byte LUN, so flat-addressed LUN 256
+    is 16640 everywhere. Entries of other addressing methods are skipped."""
     if len(data) < 8:
         return []
     length = struct.unpack('>I', data[:4])[0]
@@ -125,11 +127,8 @@ def report_luns(data):
         entry = data[offset:offset + 8]
         if len(entry) < 2:
             break
-        method = entry[0] >> 6
-        if method == 0:
-            luns.append(entry[1])
-        elif method == 1:
-            luns.append(((entry[0] & 0x3f) << 8) | entry[1])
+        if entry[0] >> 6 in (0, 1):  # peripheral and flat addressing
+            luns.append((entry[0] << 8) | entry[1])
     return luns
 
 

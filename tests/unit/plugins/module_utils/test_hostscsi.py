@@ -328,15 +328,16 @@ def test_wait_returns_once_links_appear_and_stay(host):
     fake = FakeTime()
     polls = []
 
-    def settle():
+    def sleep(seconds):  # udev works while the module waits
+        fake.sleep(seconds)
         polls.append(fake.now)
-        if len(polls) == 3:
+        if len(polls) == 2:
             host.udev_links('sdb', WWID1)
 
-    luns, complete = tree_of(host).wait_for_devices(1, 30, settle=settle, clock=fake.clock, sleep=fake.sleep)
+    luns, complete = tree_of(host).wait_for_devices(1, 30, clock=fake.clock, sleep=sleep)
     assert complete is True
     assert luns[0].path == host.p('dev/disk/by-id/wwn-0x' + NAA1)
-    assert len(polls) == 4  # seen at the 3rd poll, confirmed unchanged at the 4th
+    assert len(polls) == 3  # seen at the 3rd look, confirmed unchanged at the 4th
     assert fake.sleeps == [0.05, 0.1, _hostscsi.STABLE_LOOK]  # backing off, then one quick second look
 
 
@@ -348,16 +349,17 @@ def test_wait_polls_again_when_a_lun_appears(host):
     fake = FakeTime()
     polls = []
 
-    def settle():
+    def sleep(seconds):
+        fake.sleep(seconds)
         polls.append(fake.now)
-        if len(polls) == 2:  # the scan finds LUN 2, already named
+        if len(polls) == 1:  # the scan finds LUN 2, already named, during the second look's pause
             hctl2 = host.scsi_device(1, 2, 2, pg83=page83_naa(NAA2))
             host.disk(hctl2, 'sdc', '67:32', 2048)
             host.udev_links('sdc', WWID2)
 
-    luns, complete = tree_of(host).wait_for_devices(1, 30, settle=settle, clock=fake.clock, sleep=fake.sleep)
+    luns, complete = tree_of(host).wait_for_devices(1, 30, clock=fake.clock, sleep=sleep)
     assert complete and [lun.block for lun in luns] == ['sdb', 'sdc']
-    assert len(polls) == 3
+    assert len(polls) == 2  # the new LUN changed what the second look saw: a third look confirms it
 
 
 def test_wait_when_everything_is_there_sleeps_once_and_briefly(lab):
@@ -552,10 +554,46 @@ def test_a_label_without_the_lvm2_type_is_no_pv(lab):
     assert tree.host_uses(disk_lun(tree), proc=proc_with(lab)) == []
 
 
-def test_an_lvm_label_on_the_multipath_map(lab):
+def reads_of_labels(monkeypatch):
+    read = []
+    real = HostTree._lvm_label
+
+    def spy(device):
+        read.append(os.path.basename(device))
+        return real(device)
+    monkeypatch.setattr(HostTree, '_lvm_label', staticmethod(spy))
+    return read
+
+
+def test_an_lvm_label_on_the_multipath_map(lab, monkeypatch):
+    # the map shows the disk's own bytes: the label is read from the SCSI disk, never from the
+    # map (a read of a map that queues I/O without paths could block the run)
     lab.multipath('dm-0', '254:0', WWID1, ['sdb'])
     lab.write('dev/dm-0', lvm_label(1))
+    lab.write('dev/sdb', lvm_label(1))
+    read = reads_of_labels(monkeypatch)
     tree = tree_of(lab)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab)) == ['an LVM physical volume']
+    assert 'dm-0' not in read
+
+
+def test_an_lvm_label_on_a_partition(host):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 131072, partitions=[('sdb1', '67:17')])
+    host.write('dev/sdb1', lvm_label(1))
+    tree = tree_of(host)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(host)) == ['an LVM physical volume']
+
+
+@pytest.mark.parametrize('state', ['offline', 'transport-offline', 'blocked'])
+def test_the_label_of_a_disk_that_does_not_answer_is_not_read(lab, monkeypatch, state):
+    lab.write(lab.scsi['2:0:0:1'] + '/state', state + '\n')
+    lab.write('dev/sdb', lvm_label(1))
+    read = reads_of_labels(monkeypatch)
+    tree = tree_of(lab)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab)) == [] and read == []
+    lab.write(lab.scsi['2:0:0:1'] + '/state', 'running\n')
     assert tree.host_uses(disk_lun(tree), proc=proc_with(lab)) == ['an LVM physical volume']
 
 
@@ -589,3 +627,289 @@ def test_real_paths(lab):
     assert tree.real_paths(lun) == {os.path.realpath(lab.p('dev/sdb')), os.path.realpath(lab.p('dev/dm-0'))}
     plain = disk_lun(tree, 2)
     assert tree.real_paths(plain) == {os.path.realpath(lab.p('dev/sdc'))}
+
+
+def test_settle_runs_once_before_the_looks(host):
+    without_links(host)
+    fake = FakeTime()
+    calls = []
+    tree_of(host).wait_for_devices(1, 2, settle=lambda: calls.append(fake.now), clock=fake.clock, sleep=fake.sleep)
+    assert calls == [calls[0]]  # udevadm settle has its own timeout: once, not per look
+
+
+def test_settle_runs_before_the_first_look(host):
+    without_links(host)
+    fake = FakeTime()
+    order = []
+
+    def settle():
+        order.append('settle')
+        host.udev_links('sdb', WWID1)  # udev's queue after the login names the disk
+
+    def sleep(seconds):
+        order.append(seconds)
+        fake.sleep(seconds)
+    luns, complete = tree_of(host).wait_for_devices(1, 30, settle=settle, clock=fake.clock, sleep=sleep)
+    assert complete and luns[0].path == host.p('dev/disk/by-id/wwn-0x' + NAA1)
+    assert order == ['settle', _hostscsi.STABLE_LOOK]  # named at the first look: one quick second look
+
+
+def test_wait_backs_off_to_max_poll_and_confirms_with_one_stable_look(host):
+    without_links(host)
+    fake = FakeTime()
+
+    def sleep(seconds):
+        fake.sleep(seconds)
+        if len(fake.sleeps) == 7:
+            host.udev_links('sdb', WWID1)
+    luns, complete = tree_of(host).wait_for_devices(1, 30, clock=fake.clock, sleep=sleep)
+    assert complete and luns[0].path is not None
+    assert fake.sleeps == [0.05, 0.1, 0.2, 0.4, _hostscsi.MAX_POLL, _hostscsi.MAX_POLL, _hostscsi.MAX_POLL,
+                           _hostscsi.STABLE_LOOK]
+    assert (_hostscsi.STABLE_LOOK, _hostscsi.MAX_POLL) == (0.1, 0.5)
+
+
+# ---------------------------------------------------------------------------------------
+# flat-addressed LUN numbers
+def test_session_luns_number_a_flat_addressed_lun_as_libiscsi_and_qemu_do(host):
+    host.session(1, 2)
+    host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    hctl = host.scsi_device(1, 2, 16640, pg83=page83_naa(NAA2))  # flat LUN 256: 0x4100, as Linux names it
+    host.disk(hctl, 'sdc', '67:32', 2048)
+    host.scsi_device(1, 2, 300, pg83=page83_naa('6001405' + '0' * 24 + '3'))
+    luns = tree_of(host).session_luns(1)
+    # the number a QEMU iscsi://host/iqn/<lun> URI and libiscsi use for the same LUN, numeric order
+    assert [(lun.hctl, lun.lun) for lun in luns] == [('2:0:0:1', 1), ('2:0:0:300', 300), ('2:0:0:16640', 16640)]
+    assert luns[2].wwid == WWID2 and luns[2].block == 'sdc'
+
+
+# ---------------------------------------------------------------------------------------
+# directories that vanish while they are read (a device the kernel removes meanwhile)
+def vanishing(monkeypatch, *suffixes):
+    """os.listdir that fails as for a removed device on paths ending with `suffixes`
+    (after isdir/glob saw them)."""
+    real = os.listdir
+
+    def listdir(path):
+        if any(str(path).endswith(suffix) for suffix in suffixes):
+            raise FileNotFoundError(2, 'No such file or directory', path)
+        return real(path)
+    monkeypatch.setattr(_hostscsi.os, 'listdir', listdir)
+
+
+def test_a_block_directory_that_vanishes_reads_as_no_disk(lab, monkeypatch):
+    vanishing(monkeypatch, '2:0:0:1/block')
+    luns = tree_of(lab).session_luns(1)
+    assert [(lun.lun, lun.block) for lun in luns] == [(0, None), (1, None), (2, 'sdc')]
+
+
+def test_holders_that_vanish_read_as_none(lab, monkeypatch):
+    lab.multipath('dm-0', '254:0', WWID1, ['sdb'])
+    tree = tree_of(lab)
+    assert tree.multipath_of('sdb') == 'dm-0'
+    vanishing(monkeypatch, 'holders')
+    assert tree.multipath_of('sdb') is None
+    assert tree.dev_numbers('sdb') == {'67:16'}
+
+
+def test_a_device_that_is_gone(lab):
+    tree = tree_of(lab)
+    assert tree.multipath_of('sdz') is None
+    assert tree.dev_numbers('sdz') == set()
+    assert tree.host_uses(item('sdz', WWID1), proc=proc_with(lab, ROOT_MOUNT)) == []
+
+
+# ---------------------------------------------------------------------------------------
+# real_paths, devices_by_wwid, sessions, map_name
+def test_real_paths_include_partitions(host):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 131072, partitions=[('sdb1', '67:17'), ('sdb2', '67:18')])
+    host.udev_links('sdb', WWID1)
+    host.dm('dm-3', '254:3', 'LVM-Zx81', 'vg0-data', ['sdb1'])  # an LV on a partition reads the LUN too
+    tree = tree_of(host)
+    lun = disk_lun(tree)
+    assert lun.path == host.p('dev/disk/by-id/wwn-0x' + NAA1)
+    assert tree.real_paths(lun) == set(os.path.realpath(host.p('dev/' + name))
+                                       for name in ('sdb', 'sdb1', 'sdb2', 'dm-3'))
+
+
+def test_real_paths_of_a_map_with_a_partition_of_the_disk(host):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 131072, partitions=[('sdb1', '67:17')])
+    host.udev_links('sdb', WWID1)
+    host.multipath('dm-0', '254:0', WWID1, ['sdb'])
+    tree = tree_of(host)
+    lun = disk_lun(tree)
+    assert lun.path == host.p('dev/mapper/' + WWID1)
+    assert tree.real_paths(lun) == set(os.path.realpath(host.p('dev/' + name)) for name in ('sdb', 'sdb1', 'dm-0'))
+
+
+def multipath_with_kpartx(host, map_name, partition_map):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 131072)
+    host.udev_links('sdb', WWID1)
+    host.multipath(map_name, '254:1', WWID1, ['sdb'])
+    host.dm(partition_map, '254:2', 'part1-mpath-' + WWID1, WWID1 + '-part1', [map_name])
+    tree = tree_of(host)
+    return tree, tree.real_paths(disk_lun(tree))
+
+
+def test_real_paths_include_the_partitions_of_the_multipath_map(host):
+    _tree, paths = multipath_with_kpartx(host, 'dm-1', 'dm-2')
+    assert os.path.realpath(host.p('dev/mapper/%s-part1' % WWID1)) in paths
+
+
+def test_real_paths_do_not_depend_on_dm_numbers(tmp_path):
+    shapes = []
+    for number, holder in ((1, 'dm-2'), (2, 'dm-10')):
+        host = FakeHost(tmp_path / str(number))
+        _tree, paths = multipath_with_kpartx(host, 'dm-1', holder)
+        shapes.append(sorted(os.path.basename(path).replace(holder, 'HOLDER') for path in paths))
+    assert shapes[0] == shapes[1]
+
+
+def test_sessions_in_numeric_order(host):
+    for sid in (10, 2, 1):
+        host.session(sid, sid + 1)
+    host.mkdir('sys/class/iscsi_session/sessionX')
+    assert tree_of(host).sessions() == [1, 2, 10]
+    assert HostTree(host.p('nothing-here')).sessions() == []
+
+
+def test_devices_by_wwid_across_sessions(lab):
+    lab.session(2, 3)  # a second path to LUN 1 (another portal), and a LUN not probed yet
+    hctl = lab.scsi_device(2, 3, 1, pg83=page83_naa(NAA1))
+    lab.disk(hctl, 'sdd', '67:48', 131072)
+    lab.scsi_device(2, 3, 3, pg83=page83_naa('6001405' + '0' * 24 + '3'))
+    found = tree_of(lab).devices_by_wwid()
+    assert sorted(found) == [WWID1, WWID2]  # the controller and the disk without sd are not there
+    assert [(item.hctl, item.block) for item in found[WWID1]] == [('2:0:0:1', 'sdb'), ('3:0:0:1', 'sdd')]
+    assert [item.block for item in found[WWID2]] == ['sdc']
+
+
+def test_devices_by_wwid_of_a_host_without_sessions(tmp_path):
+    assert HostTree(str(tmp_path)).devices_by_wwid() == {}
+
+
+def test_map_name(lab):
+    lab.multipath('dm-0', '254:0', WWID1, ['sdb'])
+    lab.dm('dm-1', '254:1', 'mpath-' + WWID2, 'mpatha', ['sdc'])  # user_friendly_names
+    tree = tree_of(lab)
+    assert tree.map_name('dm-0') == WWID1
+    assert tree.map_name('dm-1') == 'mpatha'
+    assert tree.map_name('dm-9') is None
+
+
+# ---------------------------------------------------------------------------------------
+# udev's own record of a disk (/run/udev/data/b<major>:<minor>)
+EUI_WWID = '20123456789abcdef'
+
+
+def udev_record(host, number, serial=None, links=()):
+    lines = ['S:disk/by-id/%s' % link for link in links] + ['W:12', 'I:1234567']
+    if serial is not None:
+        lines.append('E:ID_SERIAL=%s' % serial)
+    host.write('run/udev/data/b' + number, '\n'.join(lines) + '\n')
+
+
+def test_udev_data(lab):
+    udev_record(lab, '67:16', WWID1, ['wwn-0x' + NAA1, 'scsi-' + WWID1, 'wwn-0x%s-part1' % NAA1])
+    tree = tree_of(lab)
+    assert tree.udev_data('sdb') == (WWID1, ['wwn-0x' + NAA1, 'scsi-' + WWID1, 'wwn-0x%s-part1' % NAA1])
+    assert tree.udev_data('sdc') == (None, [])  # no record
+    assert tree.udev_data('sdz') == (None, [])  # no device
+
+
+def test_the_wwid_udev_gave_the_disk_wins(host):
+    # this host's udev rules ranked another designator first: its name is what /dev/disk/by-id
+    # and multipath use
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 2048)
+    host.by_id('scsi-' + EUI_WWID, 'sdb')
+    udev_record(host, '67:16', EUI_WWID, ['scsi-' + EUI_WWID])
+    lun, = tree_of(host).session_luns(1)
+    assert lun.wwid == EUI_WWID
+    assert lun.path == host.p('dev/disk/by-id/scsi-' + EUI_WWID)
+
+
+def test_a_udev_link_not_derived_from_the_wwid_is_a_path(host):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1, pg83=page83_naa(NAA1))
+    host.disk(hctl, 'sdb', '67:16', 2048, partitions=[('sdb1', '67:17')])
+    host.by_id('wwn-0x5000c500a1b2c3d4', 'sdb')  # what udev's rules named it, not what the WWID gives
+    host.by_id('wwn-0x5000c500a1b2c3d4-part1', 'sdb1')
+    udev_record(host, '67:16', WWID1, ['wwn-0x5000c500a1b2c3d4-part1', 'wwn-0x5000c500a1b2c3d4', 'ata-foo'])
+    lun, = tree_of(host).session_luns(1)
+    assert lun.wwid == WWID1 and lun.path == host.p('dev/disk/by-id/wwn-0x5000c500a1b2c3d4')
+
+
+def test_a_disk_without_a_wwid_is_settled_with_its_block_device(host):
+    host.session(1, 2)
+    hctl = host.scsi_device(1, 2, 1)  # no VPD 0x83: udev makes no by-id name
+    host.disk(hctl, 'sdb', '67:16', 2048)
+    fake = FakeTime()
+    luns, complete = tree_of(host).wait_for_devices(1, 30, clock=fake.clock, sleep=fake.sleep)
+    assert complete and luns[0].path is None and luns[0].wwid is None
+    assert fake.sleeps == [_hostscsi.STABLE_LOOK]
+
+
+# ---------------------------------------------------------------------------------------
+# host_uses: what else may hold the disk
+def test_host_uses_a_mount_shown_by_its_source_device(lab):
+    # btrfs shows an anonymous 0:N device in mountinfo: the source names the disk
+    tree = tree_of(lab)
+    mounts = ROOT_MOUNT + '120 22 0:45 / /srv/btrfs rw - btrfs %s rw\n' % lab.p('dev/disk/by-id/wwn-0x' + NAA1)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, mounts)) == ['mounted at /srv/btrfs']
+    other = ROOT_MOUNT + '121 22 0:46 / /srv/other rw - btrfs %s rw\n' % lab.p('dev/sdc')
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, other)) == []
+
+
+def test_host_uses_an_md_array(lab):
+    directory = 'sys/devices/virtual/block/md127'
+    lab.write(directory + '/dev', '9:127\n')
+    lab.mkdir(directory + '/holders')
+    lab.link('sys/block/md127', directory)
+    sdb = os.path.relpath(os.path.realpath(lab.p('sys/class/block/sdb')), lab.root)
+    lab.link(sdb + '/holders/md127', directory)
+    tree = tree_of(lab)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, ROOT_MOUNT)) == ['held by md127 (the kernel)']
+
+
+def test_host_uses_an_exclusive_claim_only_when_nothing_else_says_why(lab, monkeypatch):
+    import errno
+    real_open = os.open
+    claimed = set([lab.p('dev/sdb')])
+
+    def fake_open(path, flags, *args):
+        if path in claimed and flags & os.O_EXCL:
+            raise OSError(errno.EBUSY, 'Device or resource busy', path)
+        return real_open(path, flags, *args)
+    monkeypatch.setattr(_hostscsi.os, 'open', fake_open)
+    tree = tree_of(lab)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, ROOT_MOUNT)) == [
+        'claimed by the kernel (an exclusive open: a mount, RAID or swap)']
+    assert tree.host_uses(disk_lun(tree, 2), proc=proc_with(lab, ROOT_MOUNT)) == []
+    mounts = ROOT_MOUNT + '98 22 67:16 / /mnt/lun rw - ext4 /dev/sdb rw\n'
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, mounts)) == ['mounted at /mnt/lun']
+
+
+def test_an_exclusive_claim_of_the_multipath_map_is_looked_at_on_the_map(lab, monkeypatch):
+    import errno
+    lab.multipath('dm-0', '254:0', WWID1, ['sdb'])
+    opened = []
+    real_open = os.open
+
+    def fake_open(path, flags, *args):
+        opened.append(os.path.basename(path))
+        if os.path.basename(path) == 'dm-0' and flags & os.O_EXCL:
+            raise OSError(errno.EBUSY, 'Device or resource busy', path)
+        return real_open(path, flags, *args)
+    monkeypatch.setattr(_hostscsi.os, 'open', fake_open)
+    tree = tree_of(lab)
+    assert tree.host_uses(disk_lun(tree), proc=proc_with(lab, ROOT_MOUNT)) == [
+        'claimed by the kernel (an exclusive open: a mount, RAID or swap)']
+    assert 'dm-0' in opened

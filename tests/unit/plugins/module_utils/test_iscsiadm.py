@@ -147,68 +147,171 @@ def test_discover_for_info_writes_nothing():
                          '-o', 'nonpersistent']]
 
 
-def test_discover_with_auth_creates_the_discoverydb_record_when_missing():
-    iscsiadm, run = runner(NO_RECORDS, OK, OK, OK, OK, DISCOVERED)
-    nodes = iscsiadm.discover_with_auth('192.0.2.10', 'disco', DISCOVERY_SECRET)
+def test_discover_through_the_discovery_record():
+    iscsiadm, run = runner(DISCOVERED, DISCOVERED)
+    nodes = iscsiadm.discover('192.0.2.10', with_record=True)
+    iscsiadm.discover('192.0.2.10', persistent=False, with_record=True)
+    base = ['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL, '-D']
+    assert run.argv == [base + ['-o', 'new'], base + ['-o', 'nonpersistent']]
+    assert [node.target for node in nodes] == [T1, T2, T1]
+
+
+PORTAL_OFFERS_NOTHING = (21, '', 'iscsiadm: No portals found\n')
+
+
+@pytest.mark.parametrize('persistent', [True, False], ids=['new', 'nonpersistent'])
+@pytest.mark.parametrize('with_record', [False, True], ids=['plain', 'discoverydb'])
+def test_a_portal_that_offers_nothing_is_an_empty_answer(persistent, with_record):
+    iscsiadm, _run = runner(PORTAL_OFFERS_NOTHING)
+    assert iscsiadm.discover('192.0.2.10', persistent=persistent, with_record=with_record) == []
+
+
+DISCOVERY_RECORD = """# BEGIN RECORD 2.1.8
+discovery.startup = manual
+discovery.type = sendtargets
+discovery.sendtargets.address = 192.0.2.10
+discovery.sendtargets.port = 3260
+discovery.sendtargets.auth.authmethod = CHAP
+discovery.sendtargets.auth.username = disco
+discovery.sendtargets.auth.password = %s
+discovery.sendtargets.auth.username_in = <empty>
+discovery.sendtargets.auth.password_in = <empty>
+discovery.sendtargets.timeo.login_timeout = 15
+# END RECORD
+"""
+RECORD_NOT_FOUND = (6, '', 'iscsiadm: Discovery record [192.0.2.10,3260] not found.\n')
+
+
+def test_discovery_settings_reads_the_record_with_its_secrets():
+    iscsiadm, run = runner((0, DISCOVERY_RECORD % DISCOVERY_SECRET, ''))
+    settings = iscsiadm.discovery_settings('192.0.2.10')
+    assert run.argv == [['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL, '-o', 'show', '-S']]
+    assert settings['discovery.sendtargets.auth.authmethod'] == 'CHAP'
+    assert settings['discovery.sendtargets.auth.username'] == 'disco'
+    assert settings['discovery.sendtargets.auth.password'] == DISCOVERY_SECRET
+    assert settings['discovery.sendtargets.auth.password_in'] == '<empty>'
+    assert len(settings) == DISCOVERY_RECORD.count(' = ')
+    assert all(DISCOVERY_SECRET not in line for line in iscsiadm.calls)
+
+
+def test_discovery_settings_without_secrets():
+    iscsiadm, run = runner((0, DISCOVERY_RECORD % '********', ''))
+    settings = iscsiadm.discovery_settings('192.0.2.10:3260', secrets=False)
+    assert run.argv == [['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL, '-o', 'show']]
+    assert settings['discovery.sendtargets.auth.password'] == '********'
+
+
+@pytest.mark.parametrize('answer', [RECORD_NOT_FOUND, NO_RECORDS], ids=['2.1.8-exit-6', 'exit-21'])
+def test_discovery_settings_of_a_missing_record_is_none(answer):
+    iscsiadm, _run = runner(answer)
+    assert iscsiadm.discovery_settings('192.0.2.10') is None
+
+
+def test_discovery_settings_other_failures_raise():
+    iscsiadm, _run = runner((7, '', 'iscsiadm: Invalid command. Possibly missing discovery --type.\n'))
+    error = fails(iscsiadm.discovery_settings, '192.0.2.10')
+    assert error.code == 'ISCSI_LOGIN_FAILED' and 'missing discovery --type' in error.msg
+
+
+def test_the_discovery_record_created_and_updated():
+    iscsiadm, run = runner(OK, OK, OK, OK)
+    iscsiadm.new_discovery_record('192.0.2.10')
+    iscsiadm.update_discovery_record('192.0.2.10', 'discovery.sendtargets.auth.authmethod', 'CHAP')
+    iscsiadm.update_discovery_record('192.0.2.10', 'discovery.sendtargets.auth.username', 'disco')
+    iscsiadm.update_discovery_record('192.0.2.10:3260', 'discovery.sendtargets.auth.password', DISCOVERY_SECRET)
     base = ['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL]
     assert run.argv == [
-        base + ['-o', 'show'],
         base + ['-o', 'new'],
         base + ['-o', 'update', '-n', 'discovery.sendtargets.auth.authmethod', '-v', 'CHAP'],
         base + ['-o', 'update', '-n', 'discovery.sendtargets.auth.username', '-v', 'disco'],
         base + ['-o', 'update', '-n', 'discovery.sendtargets.auth.password', '-v', DISCOVERY_SECRET],
-        base + ['-D', '-o', 'new'],
     ]
-    assert [node.target for node in nodes] == [T1, T2, T1]
+    assert all('-D' not in argv for argv in run.argv)  # none of them discovers
 
 
-def test_discover_with_auth_updates_an_existing_discoverydb_record():
-    show = (0, '# BEGIN RECORD 2.1.8\ndiscovery.startup = manual\ndiscovery.type = sendtargets\n'
-               'discovery.sendtargets.address = 192.0.2.10\ndiscovery.sendtargets.port = 3260\n# END RECORD\n', '')
-    iscsiadm, run = runner(show, OK, OK, OK, DISCOVERED)
-    iscsiadm.discover_with_auth('192.0.2.10:3260', 'disco', DISCOVERY_SECRET)
-    assert [op_of(argv) for argv in run.argv] == ['show', 'update', 'update', 'update', 'new']
-    assert '-D' in run.argv[-1] and all('-D' not in argv for argv in run.argv[:-1])
-
-
-def test_discover_with_auth_never_shows_the_secret():
-    iscsiadm, run = runner(NO_RECORDS, OK, OK, OK, OK, DISCOVERED)
-    iscsiadm.discover_with_auth('192.0.2.10', 'disco', DISCOVERY_SECRET)
-    assert DISCOVERY_SECRET in run.argv[4]  # iscsiadm itself gets it
+def test_the_discovery_password_is_never_shown():
+    iscsiadm, run = runner(OK)
+    iscsiadm.update_discovery_record('192.0.2.10', 'discovery.sendtargets.auth.password', DISCOVERY_SECRET)
+    assert DISCOVERY_SECRET in run.argv[0]  # iscsiadm itself gets it
     assert all(DISCOVERY_SECRET not in line for line in iscsiadm.calls)
-    assert iscsiadm.calls[4].endswith('-n discovery.sendtargets.auth.password -v ********')
+    assert iscsiadm.calls[0].endswith('-n discovery.sendtargets.auth.password -v ********')
 
 
 def test_discovery_always_says_how_to_treat_node_records():
     """Plain discovery rebuilds existing node records (node.startup and CHAP lost)."""
-    iscsiadm, run = runner(DISCOVERED, DISCOVERED, NO_RECORDS, OK, OK, OK, OK, DISCOVERED)
+    iscsiadm, run = runner(DISCOVERED, DISCOVERED, DISCOVERED, DISCOVERED)
     iscsiadm.discover('192.0.2.10')
     iscsiadm.discover('192.0.2.10', persistent=False)
-    iscsiadm.discover_with_auth('192.0.2.10', 'disco', DISCOVERY_SECRET)
+    iscsiadm.discover('192.0.2.10', with_record=True)
+    iscsiadm.discover('192.0.2.10', persistent=False, with_record=True)
     discoveries = [argv for argv in run.argv if is_discovery(argv)]
-    assert len(discoveries) == 3
-    assert [op_of(argv) for argv in discoveries] == ['new', 'nonpersistent', 'new']
+    assert len(discoveries) == 4
+    assert [op_of(argv) for argv in discoveries] == ['new', 'nonpersistent', 'new', 'nonpersistent']
 
 
-def test_discover_with_auth_wrong_credentials():
+def test_discovery_through_the_record_with_wrong_credentials():
     failure = (24, '', 'iscsiadm: Login failed to authenticate with target\n'
                        'iscsiadm: discovery login to 192.0.2.10 rejected: initiator error (02/01), non-retryable, '
                        'giving up\niscsiadm: Could not perform SendTargets discovery: iSCSI login failed due to '
                        'authorization failure\n')
-    iscsiadm, _run = runner(NO_RECORDS, OK, OK, OK, OK, failure)
-    error = fails(iscsiadm.discover_with_auth, '192.0.2.10', 'disco', DISCOVERY_SECRET)
+    iscsiadm, _run = runner(OK, failure)
+    iscsiadm.update_discovery_record('192.0.2.10', 'discovery.sendtargets.auth.password', DISCOVERY_SECRET)
+    error = fails(iscsiadm.discover, '192.0.2.10', False, True)
     assert error.code == 'ISCSI_AUTH_FAILED'
     assert DISCOVERY_SECRET not in error.msg and DISCOVERY_SECRET not in str(error.details)
     assert 'authorization failure' in error.msg
+    assert 'iscsiadm -m discoverydb -t sendtargets -p %s -D -o nonpersistent' % PORTAL in error.msg
 
 
-def test_discover_with_auth_failing_update_masks_the_secret():
-    iscsiadm, _run = runner(OK, OK, OK, INVALID)
-    error = fails(iscsiadm.discover_with_auth, '192.0.2.10', 'disco', DISCOVERY_SECRET)
+def test_a_failing_discovery_record_update_masks_the_secret():
+    iscsiadm, _run = runner(INVALID)
+    error = fails(iscsiadm.update_discovery_record, '192.0.2.10', 'discovery.sendtargets.auth.password',
+                  DISCOVERY_SECRET)
     assert error.code == 'ISCSI_LOGIN_FAILED'
-    assert DISCOVERY_SECRET not in error.msg
+    assert DISCOVERY_SECRET not in error.msg and DISCOVERY_SECRET not in str(error)
     assert '-n discovery.sendtargets.auth.password -v ********' in error.msg
     assert 'Use discoverydb mode' in error.msg
+
+
+def test_parse_settings():
+    out = ('# BEGIN RECORD 2.1.8\nnode.name = %s\n# node.startup = commented\nnot a setting\n'
+           '  node.session.auth.username = alice  \nweird.value = a = b\nempty.value = <empty>\n# END RECORD\n' % T1)
+    assert _iscsiadm.parse_settings(out) == {'node.name': T1, 'node.session.auth.username': 'alice',
+                                             'weird.value': 'a = b', 'empty.value': '<empty>'}
+    assert _iscsiadm.parse_settings('') == {}
+
+
+def fake_resolver(monkeypatch, answers):
+    calls = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        calls.append((host, port))
+        if host not in answers:
+            raise _iscsiadm.socket.gaierror(-2, 'Name or service not known')
+        return [(family, 1, 6, '', (address, port) if family == _iscsiadm.socket.AF_INET else (address, port, 0, 0))
+                for family, address in answers[host]]
+    monkeypatch.setattr(_iscsiadm.socket, 'getaddrinfo', getaddrinfo)
+    return calls
+
+
+def test_portal_addresses_of_a_host_name(monkeypatch):
+    calls = fake_resolver(monkeypatch, {'storage.example': [(_iscsiadm.socket.AF_INET, '192.0.2.10'),
+                                                            (_iscsiadm.socket.AF_INET6, '2001:db8::10'),
+                                                            (_iscsiadm.socket.AF_INET, '192.0.2.10')]})
+    assert _iscsiadm.portal_addresses('storage.example:3261') == {
+        'storage.example:3261', '192.0.2.10:3261', '[2001:db8::10]:3261'}
+    assert calls == [('storage.example', 3261)]
+
+
+def test_portal_addresses_of_an_ipv6_literal(monkeypatch):
+    calls = fake_resolver(monkeypatch, {'2001:db8::10': [(_iscsiadm.socket.AF_INET6, '2001:db8::10')]})
+    assert _iscsiadm.portal_addresses('[2001:db8::10]') == {'[2001:db8::10]:3260'}
+    assert calls == [('2001:db8::10', 3260)]  # looked up without the brackets
+
+
+def test_portal_addresses_of_a_name_that_does_not_resolve(monkeypatch):
+    fake_resolver(monkeypatch, {})
+    assert _iscsiadm.portal_addresses('nowhere.example') == {'nowhere.example:3260'}
 
 
 @pytest.mark.parametrize('answer', [PDU_TIMEOUT, CONN_FAILURE], ids=['2.1.8-pdu-timeout', '2.0.874-conn-failure'])
@@ -402,3 +505,32 @@ def test_another_binary_name():
     run = FakeRun(NO_SESSIONS)
     Iscsiadm(run, binary='/usr/sbin/iscsiadm').sessions()
     assert run.argv == [['/usr/sbin/iscsiadm', '-m', 'session']]
+
+
+@pytest.mark.parametrize('call', ['discovery', 'node'])
+def test_a_failing_show_with_secrets_never_quotes_its_output(call):
+    # `-o show -S` prints the stored passwords on stdout: a failure quotes only stderr
+    printed = DISCOVERY_RECORD % DISCOVERY_SECRET if call == 'discovery' else NODE_RECORD % (T1, DISCOVERY_SECRET)
+    iscsiadm, _run = runner((3, printed, ''))
+    if call == 'discovery':
+        error = fails(iscsiadm.discovery_settings, '192.0.2.10')
+    else:
+        error = fails(iscsiadm.node_settings, T1, '192.0.2.10', True)
+    assert DISCOVERY_SECRET not in error.msg and DISCOVERY_SECRET not in str(error.details)
+    assert 'exited 3: no output' in error.msg
+
+
+def test_a_failing_show_with_secrets_still_quotes_stderr():
+    iscsiadm, _run = runner((3, DISCOVERY_RECORD % DISCOVERY_SECRET, 'iscsiadm: something broke\n'))
+    error = fails(iscsiadm.discovery_settings, '192.0.2.10')
+    assert 'something broke' in error.msg and DISCOVERY_SECRET not in error.msg
+
+
+def test_a_failing_show_without_secrets_quotes_stdout():
+    iscsiadm, _run = runner((3, 'iscsiadm: only on stdout\n', ''))
+    assert 'only on stdout' in fails(iscsiadm.discovery_settings, '192.0.2.10', False).msg
+
+
+def test_discovery_chap_is_the_callers_plan_not_one_call():
+    # the planner compares the record and sets what differs, step by step
+    assert not hasattr(Iscsiadm, 'discover_with_auth')

@@ -400,12 +400,19 @@ def test_report_luns_peripheral():
     assert _scsi.report_luns(report([peripheral(0), peripheral(1), peripheral(255)])) == [0, 1, 255]
 
 
+def test_report_luns_peripheral_with_a_bus_identifier():
+    assert _scsi.report_luns(report([peripheral(3, bus=1)])) == [0x0103]  # as Linux's scsilun_to_int
+
+
 def test_report_luns_flat():
-    assert _scsi.report_luns(report([flat(0), flat(256), flat(300), flat(16383)])) == [0, 256, 300, 16383]
+    """Numbered as libiscsi, QEMU's iscsi:// URIs and Linux's H:C:T:L do: the first two bytes
+    of the LUN, address method bits included (flat LUN 256 is 16640)."""
+    assert _scsi.report_luns(report([flat(0), flat(256), flat(300), flat(16383)])) == [
+        0x4000, 16640, 0x4000 | 300, 0x7fff]
 
 
 def test_report_luns_mixed_addressing_keeps_order():
-    assert _scsi.report_luns(report([peripheral(0), flat(1024), peripheral(7)])) == [0, 1024, 7]
+    assert _scsi.report_luns(report([peripheral(0), flat(1024), peripheral(7)])) == [0, 0x4000 | 1024, 7]
 
 
 def test_report_luns_skips_other_addressing_methods():
