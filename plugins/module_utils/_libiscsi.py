@@ -103,7 +103,7 @@ def classify(message):
     lowered = message.lower()
     if 'authentication failure' in lowered or 'authorization failure' in lowered or 'chap' in lowered:
         return 'ISCSI_AUTH_FAILED'
-    if 'login' in lowered and 'fail' in lowered:  # target not found, and the like
+    if ('log in' in lowered or 'login' in lowered) and 'fail' in lowered:  # target not found, and the like
         return 'ISCSI_LOGIN_FAILED'
     return 'ISCSI_UNREACHABLE'
 
@@ -122,6 +122,7 @@ class Connection(object):
         if not self._ctx:
             raise StorageError('INVALID_ARGUMENT', 'libiscsi refused initiator name %r' % initiator)
         self._logged_in = False
+        self.timeout = int(timeout)
         self._broken = False
         self._buffers = []
         self.lib.iscsi_set_timeout(self._ctx, int(timeout))
@@ -152,8 +153,10 @@ class Connection(object):
         if self.target is None:
             lib.iscsi_set_session_type(self._ctx, SESSION_DISCOVERY)
             if lib.iscsi_connect_sync(self._ctx, self._address) != 0:
-                raise StorageError('ISCSI_UNREACHABLE', 'cannot connect to iSCSI portal %s: %s'
-                                   % (self.portal, self._error()))
+                raise StorageError('ISCSI_UNREACHABLE', 'cannot connect to iSCSI portal %s (connection refused, or no '
+                                                        'answer within %d s); check the address and port, the network, '
+                                                        'and that the target daemon listens there (libiscsi: %s)'
+                                   % (self.portal, self.timeout, self._error()))
             failed = lib.iscsi_login_sync(self._ctx) != 0
         else:
             lib.iscsi_set_session_type(self._ctx, SESSION_NORMAL)
@@ -163,6 +166,9 @@ class Connection(object):
         if failed:
             message = self._error()
             code = classify(message)
+            if code == 'ISCSI_UNREACHABLE':
+                message = 'connection refused, or no answer within %d s (libiscsi: %s); check the address and port, ' \
+                          'the network, and that the target daemon listens there' % (self.timeout, message)
             raise StorageError(code, 'iSCSI login (%s) at %s failed: %s%s' % (
                 what, self.portal, message, {
                     'ISCSI_AUTH_FAILED': '; check the CHAP username and password%s' % (

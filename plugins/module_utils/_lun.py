@@ -919,7 +919,9 @@ def run_direct_lun_info_module(module):
             try:
                 luns.extend(transport.luns(target))
             except StorageError as err:
-                # a target this run cannot log in to (CHAP) is listed, its LUNs are not
+                if err.code == 'ISCSI_UNREACHABLE':
+                    raise  # the portal itself does not answer: that is the answer
+                # a target this run cannot log in to (CHAP, not offered to us) is listed, its LUNs are not
                 unreadable.append({'target': target, 'error_code': err.code, 'msg': err.msg})
                 continue
             sessions.append((target, desired.portal))
