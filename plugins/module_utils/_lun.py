@@ -714,7 +714,7 @@ def _run_kernel_steps(module, desired, transport, ops, taken):
             raise StorageError('ISCSI_LOGIN_FAILED', 'portal %s does not offer target %s (it offers: %s)'
                                % (portal, desired.target, ', '.join(offered) or 'nothing'))
         targets = [desired.target] if desired.target else sorted(offered)
-        new = sorted(set(targets) - known)
+        new = sorted(set(offered) - known)  # -o new writes a record for every target offered
         if new or pending_auth:
             steps = Plan()
             steps.add('discover the targets of portal %s (new: %s)' % (portal, ', '.join(new) or 'to be seen'),
@@ -812,32 +812,47 @@ def _named(desired, luns):
 
 
 def _plan_node(plan, desired, iscsiadm, target, portal, known, session):
-    """node.startup and CHAP of the node record, then the login."""
+    """CHAP of the node record, the login, then node.startup: credentials that fail the login
+    are put back as they were, and a record is made to log in at boot only once it did."""
     settings = iscsiadm.node_settings(target, portal, secrets=bool(desired.username)) if known else None
-    wanted = [('node.startup', desired.node_startup)]
+    credentials = []
     if desired.username:
-        wanted += [('node.session.auth.authmethod', 'CHAP'), ('node.session.auth.username', desired.username),
-                   (PASSWORD_KEY, desired.password)]
-    for name, value in wanted:
-        current = (settings or {}).get(name)
-        if current == value:
-            continue
-        if name == PASSWORD_KEY:
-            plan.add('set the CHAP password of node %s at %s' % (target, portal), 'set_node',
-                     (target, portal, name, value))
-            plan.diff.append({'before_header': 'node %s' % target, 'after_header': 'node %s' % target,
-                              'before': '', 'after': 'CHAP password changed\n'})
-        else:
-            plan.add('set %s = %s on node %s at %s' % (name, value, target, portal), 'set_node',
-                     (target, portal, name, value))
-            plan.diff.append({'before_header': 'node %s' % target, 'after_header': 'node %s' % target,
-                              'before': '%s = %s\n' % (name, current if current is not None else ''),
-                              'after': '%s = %s\n' % (name, value)})
+        credentials = [('node.session.auth.authmethod', 'CHAP'), ('node.session.auth.username', desired.username),
+                       (PASSWORD_KEY, desired.password)]
+    for name, value in credentials:
+        _plan_setting(plan, target, portal, settings, name, value, undo=session is None)
     if session is None:
         plan.add('log in to %s at %s' % (target, portal), 'login', (target, portal))
     elif desired.username and settings is not None and settings.get(PASSWORD_KEY) != desired.password:
         plan.warnings.append('the session to %s stays logged in with its old CHAP credentials; the new ones are used '
                              'at the next login' % target)
+    _plan_setting(plan, target, portal, settings, 'node.startup', desired.node_startup)
+
+
+# what a record without CHAP holds (open-iscsi's own defaults)
+NO_CHAP = {'node.session.auth.authmethod': 'None', 'node.session.auth.username': '', PASSWORD_KEY: ''}
+
+
+def _plan_setting(plan, target, portal, settings, name, value, undo=False):
+    current = (settings or {}).get(name)
+    if current == value:
+        return
+    back = None
+    if undo:  # a failed login puts the credentials back (the record must not keep retrying them)
+        old = current if current not in (None, '<empty>') else NO_CHAP.get(name, '')
+        back = Action('put back %s of node %s' % ('the CHAP password' if name == PASSWORD_KEY else name, target),
+                      'set_node', (target, portal, name, old))
+    if name == PASSWORD_KEY:
+        plan.add('set the CHAP password of node %s at %s' % (target, portal), 'set_node', (target, portal, name, value),
+                 undo=back)
+        plan.diff.append({'before_header': 'node %s' % target, 'after_header': 'node %s' % target,
+                          'before': '', 'after': 'CHAP password changed\n'})
+        return
+    plan.add('set %s = %s on node %s at %s' % (name, value, target, portal), 'set_node', (target, portal, name, value),
+             undo=back)
+    plan.diff.append({'before_header': 'node %s' % target, 'after_header': 'node %s' % target,
+                      'before': '%s = %s\n' % (name, current if current is not None else ''),
+                      'after': '%s = %s\n' % (name, value)})
 
 
 def _kernel_absent(module, desired, transport, ops, nodes, sessions):
@@ -861,6 +876,9 @@ def _kernel_absent(module, desired, transport, ops, nodes, sessions):
             '; '.join('%s: %s' % (lun.wwid, _uses_text(lun.device_uses)) for lun in used)),
             used_by=sorted(set(use.domain for lun in used for use in lun.device_uses)))
     refuse_held(all_luns, 'logging out')
+    if any(lun.multipath for lun in all_luns) and module.get_bin_path('multipath') is None:
+        raise StorageError('INVALID_ARGUMENT', 'multipath owns LUNs of the target, and the multipath command that '
+                                               'flushes its maps before the logout is not installed (multipath-tools)')
     for target, session, luns in steps:
         for lun in luns:
             if lun.multipath:

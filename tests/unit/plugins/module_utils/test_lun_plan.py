@@ -583,6 +583,11 @@ class FakeModule(object):
         self.plan, self.result = plan, result
         raise Exited()
 
+    missing = ()  # commands this fake host lacks
+
+    def get_bin_path(self, name):
+        return None if name in self.missing else '/usr/sbin/' + name
+
 
 def node_lines(*records):
     return ''.join('%s,1 %s\n' % record for record in records)
@@ -1408,8 +1413,8 @@ def test_the_persistent_discovery_adds_only_new_records(tmp_path):
     module, events, run, _p = run_present(tmp_path, {'portal': '192.0.2.10'}, offered=(T1, T2))
     assert module.plan.descriptions == [
         'discover the targets of portal %s (new: %s)' % (PORTAL, T2),
-        'set node.startup = automatic on node %s at %s' % (T2, PORTAL),
         'log in to %s at %s' % (T2, PORTAL),
+        'set node.startup = automatic on node %s at %s' % (T2, PORTAL),
     ]
     assert module.plan.changed
     assert discoveries(events) == [PLAIN_CHECK, PLAIN_NEW]
@@ -1424,8 +1429,8 @@ def test_the_persistent_discovery_in_check_mode(tmp_path):
                                            offered=(T1, T2))
     assert module.plan.descriptions == [
         'discover the targets of portal %s (new: %s)' % (PORTAL, T2),
-        'set node.startup = automatic on node %s at %s' % (T2, PORTAL),
         'log in to %s at %s' % (T2, PORTAL),
+        'set node.startup = automatic on node %s at %s' % (T2, PORTAL),
     ]
     assert discoveries(events) == [PLAIN_CHECK] and changes(events) == []
 
@@ -1452,8 +1457,8 @@ def test_discovery_chap_is_stored_first_then_discovers_through_the_record(tmp_pa
                                           sessions=(), offered=(T1, T2), chap=(DISCOVERY_USER, DISCOVERY_SECRET))
     assert module.plan.descriptions == AUTH_STEPS + [
         'discover the targets of portal %s (new: %s, %s)' % (PORTAL, T1, T2),
-        'set node.startup = automatic on node %s at %s' % (T1, PORTAL), 'log in to %s at %s' % (T1, PORTAL),
-        'set node.startup = automatic on node %s at %s' % (T2, PORTAL), 'log in to %s at %s' % (T2, PORTAL),
+        'log in to %s at %s' % (T1, PORTAL), 'set node.startup = automatic on node %s at %s' % (T1, PORTAL),
+        'log in to %s at %s' % (T2, PORTAL), 'set node.startup = automatic on node %s at %s' % (T2, PORTAL),
     ]
     base = ['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL]
     assert events[2:8] == [
@@ -1541,8 +1546,8 @@ def test_check_mode_cannot_discover_with_chap_it_has_not_stored(tmp_path, target
     assert module.plan.warnings[0].startswith('check mode cannot discover with discovery CHAP it has not stored yet')
     assert discoveries(events) == [] and changes(events) == []
     if target:
-        assert module.plan.descriptions[5:] == ['set node.startup = automatic on node %s at %s' % (T2, PORTAL),
-                                                'log in to %s at %s' % (T2, PORTAL)]
+        assert module.plan.descriptions[5:] == ['log in to %s at %s' % (T2, PORTAL),
+                                                'set node.startup = automatic on node %s at %s' % (T2, PORTAL)]
     else:
         assert module.plan.descriptions[5:] == []  # the targets shown are those already known (T1, logged in)
 
