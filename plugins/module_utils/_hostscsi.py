@@ -254,8 +254,8 @@ class HostTree(object):
             fields = line.split()
             source = fields[fields.index('-') + 2] if '-' in fields and len(fields) > fields.index('-') + 2 else ''
             # btrfs and the like show an anonymous 0:N there: their source names the device
-            if len(fields) > 4 and (fields[2] in numbers or (source.startswith('/') and
-                                                              os.path.realpath(source) in names)):
+            by_source = source.startswith('/') and os.path.realpath(source) in names
+            if len(fields) > 4 and (fields[2] in numbers or by_source):
                 reasons.append('mounted at %s' % fields[4])
         swaps = _read(os.path.join(proc, 'swaps')) or ''
         for line in swaps.splitlines()[1:]:

@@ -1491,7 +1491,7 @@ def test_only_the_discovery_setting_that_differs_is_set(tmp_path):
     module, events, run, _p = run_present(tmp_path, dict({'portal': '192.0.2.10'}, **DISCOVERY_AUTH), record=stale,
                                           chap=(DISCOVERY_USER, DISCOVERY_SECRET))
     assert module.plan.descriptions == ['set the discovery CHAP password of %s' % PORTAL]
-    assert [event for event in changes(events)] == [
+    assert list(changes(events)) == [
         ['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-p', PORTAL, '-o', 'update',
          '-n', 'discovery.sendtargets.auth.password', '-v', DISCOVERY_SECRET]]
     assert run.record == CHAP_RECORD
