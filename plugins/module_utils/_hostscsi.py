@@ -148,6 +148,10 @@ class HostTree(object):
                 links.append(line[len('S:disk/by-id/'):].strip())
         return serial, links
 
+    def map_paths(self, dm):
+        """The path devices (sdX) of a multipath map."""
+        return set(_listdir(self.path('sys/block', dm, 'slaves')))
+
     def map_name(self, dm):
         """The device-mapper name of dm-N (a WWID, or a friendly name such as mpatha)."""
         return _text(self.path('sys/block', dm, 'dm/name')) or None
@@ -268,15 +272,19 @@ class HostTree(object):
                 reasons.append('swap space (%s)' % name)
         # the label is read only from a SCSI disk that answers (a read of a failed path or a
         # queueing map could block the run)
-        if _text(self.path('sys/block', item.block, 'device/state')) in (None, 'running') and any(
+        running = _text(self.path('sys/block', item.block, 'device/state')) in (None, 'running')
+        if running and any(
                 self._lvm_label(self.path('dev', name)) for name, _directory in stack
                 if name == item.block or name.startswith(item.block)):
             reasons.append('an LVM physical volume')
+        own = 'mpath-' + (item.wwid or '')
         for name, directory in stack:
-            if name == item.multipath or name.startswith(item.block):
-                continue  # the LUN's own multipath map, the disk and its partitions
+            if name == item.multipath or name.startswith(item.block) or \
+                    _text(os.path.join(directory, 'dm/uuid')) == own:
+                continue  # the LUN's own multipath map (even one made after the first look), the disk, its partitions
             reasons.append('held by %s (%s)' % (name, _text(os.path.join(directory, 'dm/name')) or 'the kernel'))
-        if not reasons and self._claimed(self.path('dev', item.multipath or item.block)):
+        # the exclusive-open probe only on a disk that answers (the open waits out SCSI error handling)
+        if not reasons and running and self._claimed(self.path('dev', item.multipath or item.block)):
             reasons.append('claimed by the kernel (an exclusive open: a mount, RAID or swap)')
         return reasons
 

@@ -239,6 +239,7 @@ class Connection(object):
             if status == STATUS_GOOD:
                 return bytes(data)
             if status >= STATUS_TRANSPORT:
+                self._broken = True  # the connection is gone: a logout would leave its PDU on a dead stack
                 raise StorageError('ISCSI_UNREACHABLE', 'SCSI command to %s LUN %d failed: %s (status 0x%x)'
                                    % (self.target, lun, self._error(), status))
             if status != STATUS_CHECK_CONDITION:

@@ -23,7 +23,7 @@ from typing import Optional
 from ansible_collections.virtops.storage.plugins.module_utils import _domain, _libiscsi, _scsi, _secrets, _xml
 from ansible_collections.virtops.storage.plugins.module_utils._disk import (
     DesiredDisk, DiskOps, DiskSource, LIVE_CHOICES, MAX_BOOT_ORDER, MAX_UNPLUG_TIMEOUT, change_disk, check_device,
-    source_lock, views_in_scope)
+    find_disks, source_lock, views_in_scope)
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._hostscsi import HostTree
 from ansible_collections.virtops.storage.plugins.module_utils._iscsiadm import Iscsiadm, normal_portal, portal_addresses
@@ -142,9 +142,9 @@ def desired_from_params(params, info=False):
         if not IQN_RE.match(desired.initiator_name):
             raise StorageError('INVALID_ARGUMENT', 'initiator_name must be an iSCSI name (iqn.YYYY-MM.domain[:name]), '
                                                    'not %r' % desired.initiator_name)
+    desired.discovery_username, desired.discovery_password = _auth(params, 'discovery_auth')
     if info:
         return desired
-    desired.discovery_username, desired.discovery_password = _auth(params, 'discovery_auth')
     desired.node_startup = params.get('node_startup') or 'automatic'
     desired.wwid = params.get('wwid')
     desired.lun = params.get('lun')
@@ -245,7 +245,7 @@ class QemuTransport(object):
             for number in _scsi.report_luns(connection.report_luns()):
                 answer = connection.inquiry(number)
                 if answer is None:
-                    raise StorageError('ISCSI_UNREACHABLE', '%s LUN %d refused INQUIRY' % (target, number))
+                    raise StorageError('ISCSI_LOGIN_FAILED', '%s LUN %d refused INQUIRY' % (target, number))
                 kind, vendor, model, _revision = _scsi.standard_inquiry(answer)
                 if kind not in _scsi.DISK_TYPES:
                     continue  # the controller LUN and other non-disks are nothing to hand a VM
@@ -552,7 +552,7 @@ def _finish(module, desired, ops, transport, luns, sessions, head, prior=None):
 
 
 def _finish_steps(module, desired, ops, transport, luns, sessions, head, prior):
-    annotate(ops.client, luns, host=transport.host_tree())
+    annotate(ops.client, luns, host=transport.host_tree() if ops.client.is_local else None)
     result = {'sessions': _sessions_result(transport.name, sessions)}
     if desired.wwid is not None and desired.domain is None:
         pick_lun(desired, luns)  # asserting a LUN is visible is a question worth an answer
@@ -572,10 +572,10 @@ def _finish_steps(module, desired, ops, transport, luns, sessions, head, prior):
                                                               domain.UUIDString())):
         with host_lock(source.label, source_lock(ops.client.canonical_uri, source)):
             if desired.attached:
-                _refuse_other_connection(ops.observe(domain), source)
+                _refuse_other_connection(ops.observe(domain), source, lun)
             plan, disk = change_disk(module, desired.disk, ops, domain, source, head=head, prior=prior)
     if plan.changed and not module.check_mode:
-        annotate(ops.client, luns, host=transport.host_tree())
+        annotate(ops.client, luns, host=transport.host_tree() if ops.client.is_local else None)
     result['luns'] = [item.as_dict(transport.name) for item in luns]
     if disk is not None:
         disk['wwid'] = lun.wwid
@@ -588,16 +588,27 @@ def _lun_to_change(desired, transport, luns):
     visible (gone from the array, or udev dropped it) still finds its disk by the names the
     kernel transport attaches it by."""
     try:
-        return pick_lun(desired, luns)
+        lun = pick_lun(desired, luns)
+        if not desired.attached and transport.name == 'kernel' and lun.path is None and lun.wwid:
+            return dataclasses.replace(lun, gone=True)  # no udev name (yet): find its disk by every name
+        return lun
     except StorageError as err:
         if err.code != 'LUN_NOT_FOUND' or desired.attached or desired.wwid is None or transport.name != 'kernel':
             raise
         return Lun(wwid=desired.wwid, lun=-1, target=desired.target or '', portal=desired.portal, gone=True)
 
 
-def _refuse_other_connection(observed, source):
+def _refuse_other_connection(observed, source, lun):
     """A LUN's network disk already attached with another portal, CHAP user or initiator is
-    not silently kept (the VM would keep using the old connection): detach it first."""
+    not silently kept (the VM would keep using the old connection), and a domain that has the
+    LUN through the other transport does not get it twice: detach it first."""
+    if not find_disks(observed, source):
+        other = [use for use in lun.uses if use.domain == observed.name]
+        if other:
+            raise StorageError('TARGET_MISMATCH', 'domain %s already has LUN %s as disk %s (through the other '
+                                                  'transport or another device name); two disks of one LUN in a guest '
+                                                  'is no attach: detach that one first'
+                               % (observed.name, lun.wwid, other[0].target))
     if source.network is None:
         return
     wanted = source.network
@@ -706,10 +717,12 @@ def _run_kernel_steps(module, desired, transport, ops, taken):
             discovery.warnings.append('check mode cannot discover with discovery CHAP it has not stored yet; the '
                                       'targets shown are those asked for or already known')
             offered = [desired.target] if desired.target else sorted(known)
+            with_record = True
         else:
             # a discovery that writes nothing: the portal answers, and offers what is asked for
-            offered = [node.target for node in iscsiadm.discover(portal, persistent=False,
-                                                                 with_record=bool(desired.discovery_username))]
+            # through the discoverydb record when there is one: it holds the discovery CHAP
+            with_record = bool(desired.discovery_username) or iscsiadm.discovery_settings(portal, False) is not None
+            offered = [node.target for node in iscsiadm.discover(portal, persistent=False, with_record=with_record)]
         if desired.target is not None and desired.target not in offered:
             raise StorageError('ISCSI_LOGIN_FAILED', 'portal %s does not offer target %s (it offers: %s)'
                                % (portal, desired.target, ', '.join(offered) or 'nothing'))
@@ -718,7 +731,7 @@ def _run_kernel_steps(module, desired, transport, ops, taken):
         if new or pending_auth:
             steps = Plan()
             steps.add('discover the targets of portal %s (new: %s)' % (portal, ', '.join(new) or 'to be seen'),
-                      'discover', (portal, bool(desired.discovery_username)))
+                      'discover', (portal, with_record))
             steps.diff = [{'before_header': 'node records of %s' % portal, 'after_header': 'node records of %s' % portal,
                            'before': ''.join('%s\n' % name for name in sorted(known)),
                            'after': ''.join('%s\n' % name for name in sorted(known | set(new)))}]
@@ -732,10 +745,17 @@ def _run_kernel_steps(module, desired, transport, ops, taken):
     if desired.lun is not None and desired.target is None and len(targets) > 1:
         raise StorageError('INVALID_ARGUMENT', 'lun %d is ambiguous: portal %s offers several targets (%s); name the '
                                                'target, or the LUN by wwid' % (desired.lun, portal, ', '.join(targets)))
+    # one plan per target: a login that fails puts back only that target's credentials
+    per_target = []
+    for target in targets:
+        step = Plan()
+        step.diff = []
+        _plan_node(step, desired, iscsiadm, target, portal, target in known, transport.session_of(target, sessions))
+        per_target.append(step)
     plan = Plan()
     plan.diff = []
-    for target in targets:
-        _plan_node(plan, desired, iscsiadm, target, portal, target in known, transport.session_of(target, sessions))
+    for step in per_target:
+        plan = _merged(plan, step)
     if desired.disk is not None and module.check_mode and any(transport.session_of(t, sessions) is None
                                                               for t in targets):
         plan.warnings.append('check mode cannot see the LUNs of a target before logging in: the attach to %s is not '
@@ -743,8 +763,10 @@ def _run_kernel_steps(module, desired, transport, ops, taken):
         module.exit_plan(_merged(discovery, plan), sessions=_sessions_result(
             'kernel', [(s.target, normal_portal(s.portal)) for s in sessions]), luns=[])
     # connect first: the LUNs exist on the host only after the login
-    module.apply(plan, ops, prior=discovery)
-    done = _merged(discovery, plan)
+    done = discovery
+    for step in per_target:
+        module.apply(step, ops, prior=done)
+        done = _merged(done, step)
     taken.actions = list(done.actions)
     sessions = iscsiadm.sessions() if done.changed and not module.check_mode else sessions
     luns, connected = _session_luns(transport, targets, sessions, done)
@@ -879,9 +901,13 @@ def _kernel_absent(module, desired, transport, ops, nodes, sessions):
     if any(lun.multipath for lun in all_luns) and module.get_bin_path('multipath') is None:
         raise StorageError('INVALID_ARGUMENT', 'multipath owns LUNs of the target, and the multipath command that '
                                                'flushes its maps before the logout is not installed (multipath-tools)')
+    leaving = set(lun.block for _target, _session, luns in steps for lun in luns if lun.block)
     for target, session, luns in steps:
         for lun in luns:
-            if lun.multipath:
+            if lun.multipath and not transport.tree.map_paths(lun.multipath) <= leaving:
+                plan.warnings.append('multipath map %s keeps its paths through other sessions; only %s leaves it'
+                                     % (transport.tree.map_name(lun.multipath) or lun.wwid, lun.block))
+            elif lun.multipath:
                 name = transport.tree.map_name(lun.multipath) or lun.wwid
                 plan.add('flush multipath map %s' % (name if name == lun.wwid else '%s (%s)' % (name, lun.wwid)),
                          'flush_multipath', (name,))
@@ -916,7 +942,8 @@ def _records_found_through(transport, portal, leaving):
         if node.target in leaving and transport.at_portal(node.portal):
             continue
         settings = iscsiadm.node_settings(node.target, node.portal) or {}
-        address = '%s:%s' % (settings.get('node.discovery_address'), settings.get('node.discovery_port'))
+        host = settings.get('node.discovery_address') or ''
+        address = '%s:%s' % ('[%s]' % host if ':' in host else host, settings.get('node.discovery_port'))
         if transport.at_portal(address):
             found.append('%s at %s' % (node.target, node.portal))
     return found
@@ -948,7 +975,9 @@ def run_direct_lun_info_module(module):
         sessions_found = [session for session in iscsiadm.sessions() if transport.at_portal(session.portal)
                           and (desired.target is None or session.target == desired.target)]
         if desired.portal is not None and desired.target is None:
-            targets = [node.target for node in iscsiadm.discover(desired.portal, persistent=False)]
+            with_record = iscsiadm.discovery_settings(desired.portal, secrets=False) is not None
+            targets = [node.target for node in iscsiadm.discover(desired.portal, persistent=False,
+                                                                 with_record=with_record)]
         elif desired.target is not None:
             targets = [desired.target]
         else:
@@ -957,7 +986,7 @@ def run_direct_lun_info_module(module):
         for session in sessions_found:
             luns.extend(transport.luns(session)[0])
         sessions = [(session.target, normal_portal(session.portal)) for session in sessions_found]
-    annotate(client, luns, host=transport.host_tree())
+    annotate(client, luns, host=transport.host_tree() if client.is_local else None)
     if module.params.get('unused'):
         luns = [lun for lun in luns if not lun.used_by and not lun.in_pool]
     module.exit_info(targets=targets, luns=[lun.as_dict(desired.transport) for lun in luns],

@@ -25,14 +25,19 @@ description:
   - A LUN is named by its WWID, the string udev and multipath show for it on a Linux host, taken from the
     VPD page 0x83 designators by multipath's preference (NAA as C(3) + lowercase hex, EUI-64 as C(2) + hex,
     SCSI name string as C(8) + the name, T10 vendor id as C(1) + the id). Both transports compute it from
-    the same bytes, so a LUN keeps one identity. Sizes are exact (READ CAPACITY).
+    the same bytes, so a LUN keeps one identity; on the kernel transport the serial udev recorded for the device
+    (C(ID_SERIAL)) wins when the host's udev rules name it otherwise. Sizes are exact (READ CAPACITY).
   - Attaching uses the same planner as M(virtops.storage.vm_disk) (targets, hot-plug, boot order, the
     root disk rules, unplug wait). A LUN another domain uses is refused with C(LUN_IN_USE) unless it is
     shareable there and here. A LUN the host itself uses (a libvirt pool is built on it, or it is an LVM
     physical volume, mounted, swap, or held by device-mapper) is refused with C(LUN_IN_POOL).
   - O(state=absent) logs out and removes the node record (kernel; the SCSI devices are removed and
-    multipath maps flushed first), or removes the CHAP secret (qemu). It is refused with C(LUN_IN_USE)
-    while any domain uses a LUN of the target, and with C(LUN_IN_POOL) while the host uses one.
+    multipath maps flushed first, unless a map keeps paths through other sessions), or removes the CHAP
+    secret (qemu). It is refused with C(LUN_IN_USE) while a domain uses a LUN of the target through what
+    goes away (the host's device files on the kernel transport, network disks on the qemu transport), and
+    with C(LUN_IN_POOL) while the host uses one.
+  - A domain that already has the LUN through the other transport (or another device name) is not given it
+    a second time (C(TARGET_MISMATCH)).
   - CHAP passwords never appear in results, diffs, domain XML or logs. With the kernel transport they are
     handed to C(iscsiadm) on its command line (the only way it takes them), where other local users could
     see them for the moment the command runs.

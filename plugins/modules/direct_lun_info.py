@@ -50,6 +50,20 @@ options:
         description: The CHAP secret. Never shown.
         type: str
         required: true
+  discovery_auth:
+    description:
+      - CHAP credentials of the portal's SendTargets discovery (qemu). The kernel transport discovers through the
+        host's discoverydb record when there is one (M(virtops.storage.direct_lun) stores discovery CHAP there).
+    type: dict
+    suboptions:
+      username:
+        description: The CHAP user name.
+        type: str
+        required: true
+      password:
+        description: The CHAP secret. Never shown.
+        type: str
+        required: true
   initiator_name:
     description: The initiator IQN the qemu transport presents when reading LUNs.
     type: str
@@ -100,6 +114,13 @@ luns:
   returned: always
   type: list
   elements: dict
+unreadable:
+  description: Qemu transport - targets the portal reports whose LUNs could not be read (CHAP refused, or the
+    target not offered to this initiator), each with C(target), C(error_code) and C(msg). An unreachable portal
+    fails the run instead.
+  returned: always
+  type: list
+  elements: dict
 '''
 
 from ansible_collections.virtops.storage.plugins.module_utils._lun import run_direct_lun_info_module
@@ -116,6 +137,7 @@ def main():
             'target': {'type': 'str'},
             'transport': {'type': 'str', 'default': 'kernel', 'choices': ['kernel', 'qemu']},
             'auth': AUTH,
+            'discovery_auth': AUTH,
             'initiator_name': {'type': 'str'},
             'unused': {'type': 'bool', 'default': False},
         },

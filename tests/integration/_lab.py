@@ -231,3 +231,41 @@ def parallel_runs(module, args_list, timeout=300):
         out = proc.communicate(timeout=timeout)[0]
         results.append((proc.returncode, out))
     return results
+
+
+# Debian 12's /etc/iscsi/iscsid.conf settings (node.startup left to the test): what a root of
+# the iscsiadm stand-in starts from, as a fresh host does
+ISCSID_CONF = """iscsid.startup = /bin/systemctl start iscsid.socket
+node.startup = %s
+node.leading_login = No
+node.session.timeo.replacement_timeout = 120
+node.conn[0].timeo.login_timeout = 15
+node.conn[0].timeo.logout_timeout = 15
+node.conn[0].timeo.noop_out_interval = 5
+node.conn[0].timeo.noop_out_timeout = 5
+node.session.err_timeo.abort_timeout = 15
+node.session.err_timeo.lu_reset_timeout = 30
+node.session.err_timeo.tgt_reset_timeout = 30
+node.session.err_timeo.host_reset_timeout = 60
+node.session.initial_login_retry_max = 8
+node.session.cmds_max = 128
+node.session.queue_depth = 32
+node.session.xmit_thread_priority = -20
+node.session.iscsi.InitialR2T = No
+node.session.iscsi.ImmediateData = Yes
+node.session.iscsi.FirstBurstLength = 262144
+node.session.iscsi.MaxBurstLength = 16776192
+node.conn[0].iscsi.MaxRecvDataSegmentLength = 262144
+node.conn[0].iscsi.MaxXmitDataSegmentLength = 0
+discovery.sendtargets.iscsi.MaxRecvDataSegmentLength = 32768
+node.session.nr_sessions = 1
+node.session.reopen_max = 0
+node.session.iscsi.FastAbort = Yes
+node.session.scan = auto
+"""
+
+
+def monitor(dom, command):
+    """What QEMU itself says (HMP `info block`, `info qtree`): proof it opened a disk."""
+    return subprocess.run(['virsh', '-c', URI, 'qemu-monitor-command', dom.name(), '--hmp', command],
+                          capture_output=True, text=True, check=True).stdout

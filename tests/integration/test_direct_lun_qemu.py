@@ -26,7 +26,7 @@ from lxml import etree
 
 import _lab
 from _disks import DISK_FIELDS, INACTIVE, disks_of, views
-from _lab import LAB, ModuleRun, define_domain
+from _lab import LAB, ModuleRun, define_domain, monitor
 from ansible_collections.virtops.storage.plugins.module_utils._libiscsi import Connection
 
 pytestmark = pytest.mark.xdist_group('lab-iscsi-luns')
@@ -227,11 +227,6 @@ def lun_disks(conn, dom, name):
         assert len(match) <= 1, 'the LUN is attached twice'
         found.append(match[0] if match else None)
     return tuple(found)
-
-
-def monitor(dom, command):
-    return subprocess.run(['virsh', '-c', _lab.URI, 'qemu-monitor-command', dom.name(), '--hmp', command],
-                          capture_output=True, text=True, check=True).stdout
 
 
 def qemu_iscsi_drives(dom):

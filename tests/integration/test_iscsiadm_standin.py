@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from _lab import LAB
+from _lab import ISCSID_CONF, LAB
 from _support import REPO
 
 from ansible_collections.virtops.storage.plugins.module_utils import _libiscsi, _scsi
@@ -35,34 +35,6 @@ USER, SECRET = LAB['LAB_CHAP_USER'], LAB['LAB_CHAP_PASSWORD']
 INITIATOR = LAB['LAB_INITIATOR_IQN']
 MIB = 1024 * 1024
 # iscsid.conf as Debian 12 ships it (its live settings)
-ISCSID_CONF = """iscsid.startup = /bin/systemctl start iscsid.socket
-node.startup = manual
-node.leading_login = No
-node.session.timeo.replacement_timeout = 120
-node.conn[0].timeo.login_timeout = 15
-node.conn[0].timeo.logout_timeout = 15
-node.conn[0].timeo.noop_out_interval = 5
-node.conn[0].timeo.noop_out_timeout = 5
-node.session.err_timeo.abort_timeout = 15
-node.session.err_timeo.lu_reset_timeout = 30
-node.session.err_timeo.tgt_reset_timeout = 30
-node.session.err_timeo.host_reset_timeout = 60
-node.session.initial_login_retry_max = 8
-node.session.cmds_max = 128
-node.session.queue_depth = 32
-node.session.xmit_thread_priority = -20
-node.session.iscsi.InitialR2T = No
-node.session.iscsi.ImmediateData = Yes
-node.session.iscsi.FirstBurstLength = 262144
-node.session.iscsi.MaxBurstLength = 16776192
-node.conn[0].iscsi.MaxRecvDataSegmentLength = 262144
-node.conn[0].iscsi.MaxXmitDataSegmentLength = 0
-discovery.sendtargets.iscsi.MaxRecvDataSegmentLength = 32768
-node.session.nr_sessions = 1
-node.session.reopen_max = 0
-node.session.iscsi.FastAbort = Yes
-node.session.scan = auto
-"""
 
 
 class Root(object):
@@ -72,7 +44,7 @@ class Root(object):
         self.path = str(path)
         os.makedirs(self.p('etc/iscsi'))
         with open(self.p('etc/iscsi/iscsid.conf'), 'w') as handle:
-            handle.write(ISCSID_CONF)
+            handle.write(ISCSID_CONF % 'manual')
         with open(self.p('etc/iscsi/initiatorname.iscsi'), 'w') as handle:
             handle.write('InitiatorName=%s\n' % initiator)
 

@@ -12,6 +12,7 @@ __metaclass__ = type
 import math
 import os
 import struct
+import types
 
 import pytest
 
@@ -1155,8 +1156,16 @@ def test_a_detach_by_wwid_of_a_lun_that_is_gone():
 
 def test_a_visible_lun_is_never_taken_for_gone():
     params = attach(attached=False)
-    found = _lun._lun_to_change(desired_from_params(params), kernel_transport(params), LUNS)
-    assert found is LUNS[0] and not found.gone
+    named = _lun.Lun(wwid=WWID1, lun=1, target=T1, portal=PORTAL, block='sdb', path='/dev/disk/by-id/wwn-0x' + NAA1)
+    found = _lun._lun_to_change(desired_from_params(params), kernel_transport(params), [named])
+    assert found is named and not found.gone
+
+
+def test_a_visible_lun_without_udev_name_is_detached_by_every_name():
+    params = attach(attached=False)
+    unnamed = _lun.Lun(wwid=WWID1, lun=1, target=T1, portal=PORTAL, block='sdb')
+    found = _lun._lun_to_change(desired_from_params(params), kernel_transport(params), [unnamed])
+    assert found.gone and found.wwid == WWID1 and not unnamed.gone
 
 
 @pytest.mark.parametrize('params,transport', [
@@ -1174,6 +1183,9 @@ def test_a_lun_that_is_not_visible_is_not_found(params, transport):
 
 # ---------------------------------------------------------------------------------------
 # a network disk attached with other connection settings
+NO_OTHER_USE = _lun.Lun(wwid=WWID1, lun=1, target=T1, portal=PORTAL)  # no other disk of the LUN in the domain
+
+
 def observed_domain(*disks):
     xml = ("<domain type='kvm'><name>vm1</name><uuid>%s</uuid><os><type>hvm</type></os><devices>%s</devices>"
            "</domain>" % (DOMAIN_UUID, ''.join(disks)))
@@ -1200,14 +1212,16 @@ def qemu_source(**extra):
 
 
 def test_the_same_connection_is_no_mismatch():
-    _lun._refuse_other_connection(observed_domain(chap_disk()), qemu_source())
+    _lun._refuse_other_connection(observed_domain(chap_disk()), qemu_source(), NO_OTHER_USE)
     # another LUN of the target, however it connects, is another disk
-    _lun._refuse_other_connection(observed_domain(chap_disk(name=T1 + '/4', host='192.0.2.99')), qemu_source())
+    _lun._refuse_other_connection(observed_domain(chap_disk(name=T1 + '/4', host='192.0.2.99')), qemu_source(),
+                                  NO_OTHER_USE)
 
 
 def test_a_kernel_source_is_never_a_connection_mismatch(devices):
     source = kernel_transport({'portal': '192.0.2.10'}).disk_source(kernel_lun(devices, WWID1, 1, 'sdb'))
-    _lun._refuse_other_connection(observed_domain(chap_disk(name=T1 + '/1', host='192.0.2.99')), source)
+    _lun._refuse_other_connection(observed_domain(chap_disk(name=T1 + '/1', host='192.0.2.99')), source,
+                                  NO_OTHER_USE)
 
 
 @pytest.mark.parametrize('disk,differs', [
@@ -1222,7 +1236,7 @@ def test_a_kernel_source_is_never_a_connection_mismatch(devices):
 ], ids=['host', 'port', 'user', 'secret', 'initiator', 'no-chap', 'several'])
 def test_another_connection_to_the_same_lun_is_refused(disk, differs):
     with pytest.raises(StorageError) as caught:
-        _lun._refuse_other_connection(observed_domain(disk), qemu_source())
+        _lun._refuse_other_connection(observed_domain(disk), qemu_source(), NO_OTHER_USE)
     assert caught.value.code == 'TARGET_MISMATCH'
     assert caught.value.msg.startswith('disk sdb of vm1 already reads %s/3 with another %s; ' % (T1, differs))
     assert 'attached: false' in caught.value.msg and SECRET not in caught.value.msg
@@ -1230,12 +1244,13 @@ def test_another_connection_to_the_same_lun_is_refused(disk, differs):
 
 def test_a_disk_with_chap_when_none_is_asked_is_refused():
     with pytest.raises(StorageError) as caught:
-        _lun._refuse_other_connection(observed_domain(chap_disk()), qemu_source(auth=None))
+        _lun._refuse_other_connection(observed_domain(chap_disk()), qemu_source(auth=None), NO_OTHER_USE)
     assert caught.value.code == 'TARGET_MISMATCH' and 'CHAP user, secret' in caught.value.msg
 
 
 def test_a_disk_without_initiator_uses_qemus_default():
-    _lun._refuse_other_connection(observed_domain(chap_disk(initiator=None)), qemu_source(initiator_name=None))
+    _lun._refuse_other_connection(observed_domain(chap_disk(initiator=None)), qemu_source(initiator_name=None),
+                                  NO_OTHER_USE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1772,3 +1787,12 @@ def test_a_detach_of_a_gone_lun_finds_a_disk_attached_by_its_friendly_map_name(t
         _lun._run_kernel(module, desired, _lun.KernelTransport(desired, iscsiadm, tree),
                          _lun.LunOps(FakeClient([vm]), iscsiadm, tree, run))
     assert module.plan.descriptions == ['detach disk sdb (%s) from the definition of vm1' % p('dev/mapper/mpatha')]
+
+
+def test_a_domain_that_has_the_lun_through_the_other_transport_does_not_get_it_twice():
+    # the domain reads the LUN as /dev/sdb (kernel); a qemu network disk of it would be a second disk of one LUN
+    use = types.SimpleNamespace(domain='vm1', target='sdc')
+    through_kernel = _lun.Lun(wwid=WWID1, lun=1, target=T1, portal=PORTAL, uses=[use])
+    with pytest.raises(StorageError) as caught:
+        _lun._refuse_other_connection(observed_domain(), qemu_source(), through_kernel)
+    assert caught.value.code == 'TARGET_MISMATCH' and 'sdc' in caught.value.msg
