@@ -23,11 +23,12 @@ from typing import Optional
 from ansible_collections.virtops.storage.plugins.module_utils import _domain, _libiscsi, _scsi, _secrets, _xml
 from ansible_collections.virtops.storage.plugins.module_utils._disk import (
     DesiredDisk, DiskOps, DiskSource, LIVE_CHOICES, MAX_BOOT_ORDER, MAX_UNPLUG_TIMEOUT, change_disk, check_device,
-    find_disks, source_lock, views_in_scope)
+    _uses_text, find_disks, source_lock, views_in_scope)
 from ansible_collections.virtops.storage.plugins.module_utils._errors import StorageError
 from ansible_collections.virtops.storage.plugins.module_utils._hostscsi import HostTree
 from ansible_collections.virtops.storage.plugins.module_utils._iscsiadm import Iscsiadm, normal_portal, portal_addresses
 from ansible_collections.virtops.storage.plugins.module_utils._locks import host_lock
+from ansible_collections.virtops.storage.plugins.module_utils._pool import parse_definition
 from ansible_collections.virtops.storage.plugins.module_utils._names import validate_name
 from ansible_collections.virtops.storage.plugins.module_utils._runner import Plan, Action
 from ansible_collections.virtops.storage.plugins.module_utils._usage import UsageIndex
@@ -362,23 +363,17 @@ def annotate(client, luns, index=None, host=None):
 
 
 def _pool_sources(client):
-    """(name, type, [resolved source device paths], source IQN) of every defined pool."""
+    """(name, type, [resolved source device paths], source IQN) of every defined pool, read
+    with storage_pool's own parser."""
     found = []
     for pool in client.list_pools():
         xml = client.pool_xml(pool, inactive=True, missing_ok=True)
         if xml is None:
             continue
-        root = _xml.parse(xml, 'pool XML')
-        devices = []
-        for device in root.findall('source/device'):
-            path = device.get('path')
-            if path and path.startswith('/') and client.is_local:
-                devices.append(os.path.realpath(path))
-        iqn = None
-        for device in root.findall('source/device'):
-            if device.get('path') and not device.get('path').startswith('/'):
-                iqn = device.get('path')
-        found.append((pool.name(), root.get('type'), devices, iqn))
+        definition = parse_definition(_xml.parse(xml, 'pool XML'))
+        devices = [os.path.realpath(path) for path in definition.source.devices
+                   if path and path.startswith('/') and client.is_local]
+        found.append((pool.name(), definition.type, devices, definition.source.iqn))
     return found
 
 
@@ -400,10 +395,6 @@ def pick_lun(desired, luns):
             ' target %s' % desired.target if desired.target else '', visible),
             visible_wwids=[lun.wwid for lun in luns])
     return match[0]
-
-
-def _uses_text(uses):
-    return ', '.join('%s (%s)' % (use.domain, use.target) for use in uses)
 
 
 def refuse_held(luns, what):
