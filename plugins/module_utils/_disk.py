@@ -167,7 +167,7 @@ def desired_from_params(params):
         if desired.bus is not None and _domain.TARGET_PREFIX[desired.bus] != prefix:
             raise StorageError('INVALID_ARGUMENT', 'target %s does not fit bus %s (whose disks are named %sX)'
                                % (desired.target, desired.bus, _domain.TARGET_PREFIX[desired.bus]))
-    if desired.serial is not None and (not _domain.SERIAL_RE.match(desired.serial)
+    if desired.serial and (not _domain.SERIAL_RE.match(desired.serial)
                                        or desired.serial != desired.serial.strip()):
         raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, inner spaces and _ . + -'
                            % desired.serial)
@@ -426,8 +426,8 @@ def _plan_attach(plan, desired, domain, source, scope, found, users, chain_users
         target=target, bus=bus, device=device, type=source.kind, pool=source.pool, volume=source.volume,
         path=source.path, real_path=source.real_path, network=source.network, format=source.format,
         readonly=readonly, shareable=shareable,
-        serial=_pick(desired.serial, existing, 'serial',
-                     _domain.default_serial(source.identity) if device == 'disk' and source.identity else None),
+        serial=_pick(desired.serial, existing, 'serial',  # serial: '' asks for none at all
+                     _domain.default_serial(source.identity) if device == 'disk' and source.identity else None) or None,
         boot_order=boot_order,
         **dict((name, _unset_default(_pick(getattr(desired, name), existing, name, None)))
                for name in _domain.DRIVER_ATTRS))

@@ -149,6 +149,7 @@ options:
         the volume's key (or the file's path), 20 hexadecimal characters, so the guest finds the same
         disk under the same name in C(/dev/disk/by-id) (see RV(disk.guest_path)) on every attach.
       - Letters, digits, spaces and C(_ . + -); virtio and ATA disks show the guest at most 20 characters.
+      - An empty string means no serial at all (to put back a disk exactly as it was when it had none).
     type: str
   cache:
     description:

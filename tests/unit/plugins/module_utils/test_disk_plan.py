@@ -360,6 +360,18 @@ def test_new_disk_on_a_shut_off_domain():
     assert steps.rewrite is None and steps.boot is None and steps.warnings == [] and steps.changed
 
 
+def test_an_empty_serial_asks_for_none():
+    [attach] = plan(SHUT_OFF, serial='').actions
+    assert tree(attach).find('serial') is None
+    # an existing disk without a serial stays as it is; one with a serial loses it
+    domain = observed(config=[ROOT_DISK, vol('vdb', 'data.qcow2')])
+    assert plan(domain, serial='').actions == []
+    domain = observed(config=[ROOT_DISK, vol('vdb', 'data.qcow2', extra='<serial>s1</serial>')])
+    [update] = plan(domain, serial='').actions
+    assert 'serial: s1 -> unset' in update.description
+    assert _domain.parse_disk(updated(domain, update)).serial is None
+
+
 def test_new_disk_on_a_running_domain_goes_to_the_definition_first():
     steps = plan(RUNNING)
     assert methods(steps) == ['attach_config', 'attach_live']
