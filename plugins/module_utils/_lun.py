@@ -62,6 +62,8 @@ class Lun:
     device_uses: list = dataclasses.field(default_factory=list)  # those through this host's device files
     host_uses: list = dataclasses.field(default_factory=list)  # kernel: mounts, swap, LVM, device-mapper
     pools: list = dataclasses.field(default_factory=list)  # libvirt pools built on it or on its target
+    own_session_pools: list = dataclasses.field(default_factory=list)  # those of them (iscsi-direct) with their
+    # own iSCSI session, which a host logout does not touch
     gone: bool = False  # named for a detach, no longer visible on the host
 
     @property
@@ -354,9 +356,12 @@ def annotate(client, luns, index=None, host=None):
         lun.uses = [use for use in uses if not ((use.domain, use.target) in seen or seen.add((use.domain, use.target)))]
         lun.used_by = sorted(set(use.domain for use in lun.uses))
         lun.pools = []
+        lun.own_session_pools = []
         for name, kind, devices, iqn in pools:
             if iqn == lun.target and kind in ('iscsi', 'iscsi-direct'):
                 lun.pools.append('libvirt pool %s (%s of the whole target)' % (name, kind))
+                if kind == 'iscsi-direct':
+                    lun.own_session_pools.append(lun.pools[-1])
             elif set(devices) & paths:
                 lun.pools.append('libvirt pool %s (%s)' % (name, kind))
     return luns
@@ -397,13 +402,15 @@ def pick_lun(desired, luns):
     return match[0]
 
 
-def refuse_held(luns, what):
-    """LUN_IN_POOL when the host itself uses one of the LUNs."""
+def refuse_held(luns, what, logout=False):
+    """LUN_IN_POOL when the host itself uses one of the LUNs. A logout leaves alone the
+    iscsi-direct pools, which reach the target through libvirt's own session."""
     for lun in luns:
-        if lun.in_pool:
+        held = [reason for reason in lun.in_pool if not (logout and reason in lun.own_session_pools)]
+        if held:
             raise StorageError('LUN_IN_POOL', 'LUN %s (%s LUN %d) is in use on the host: %s; %s would take it away '
                                               'from under it' % (lun.wwid, lun.target, lun.lun,
-                                                                 '; '.join(lun.in_pool), what))
+                                                                 '; '.join(held), what))
 
 
 # ---------------------------------------------------------------------------------------
@@ -888,7 +895,7 @@ def _kernel_absent(module, desired, transport, ops, nodes, sessions):
             ', '.join(sorted(set(lun.target for lun in used))),
             '; '.join('%s: %s' % (lun.wwid, _uses_text(lun.device_uses)) for lun in used)),
             used_by=sorted(set(use.domain for lun in used for use in lun.device_uses)))
-    refuse_held(all_luns, 'logging out')
+    refuse_held(all_luns, 'logging out', logout=True)
     if any(lun.multipath for lun in all_luns) and module.get_bin_path('multipath') is None:
         raise StorageError('INVALID_ARGUMENT', 'multipath owns LUNs of the target, and the multipath command that '
                                                'flushes its maps before the logout is not installed (multipath-tools)')

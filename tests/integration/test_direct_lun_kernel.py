@@ -842,6 +842,25 @@ def test_a_lun_the_host_uses_is_refused_a_pool_on_it_or_a_mount(private, conn, n
     finally:
         subprocess.run(['umount', mountpoint], check=False, capture_output=True)
 
+    # (c) an iscsi-direct pool of the whole target: libvirt's own session, so the LUN cannot be
+    # handed to a domain, but the host's logout does not touch that pool and goes ahead
+    root = etree.Element('pool', type='iscsi-direct')
+    etree.SubElement(root, 'name').text = names('direct')
+    source = etree.SubElement(root, 'source')
+    host_name, port = PORTAL.rsplit(':', 1)
+    etree.SubElement(source, 'host', name=host_name, port=port)
+    etree.SubElement(source, 'device', path=iqn)
+    etree.SubElement(etree.SubElement(source, 'initiator'), 'iqn', name=INITIATOR)
+    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
+    try:
+        result = refused(host, attach, 'LUN_IN_POOL', state)
+        assert pool.name() in result['msg'], result['msg']
+        gone = host.run('direct_lun', absent)
+        assert not gone.failed and gone.changed, gone.get('msg')
+        assert host.sessions() == {} and pool.XMLDesc(0) is not None
+    finally:
+        pool.undefine()
+
 
 def test_a_lun_used_through_the_qemu_transport_is_in_use_for_the_kernel_transport(private, conn, names):
     """One LUN, one identity: a network disk of its target and number is a use of it too."""

@@ -310,6 +310,18 @@ def test_refuse_held():
     assert 'libvirt pool p1' in caught.value.msg and 'logging out' in caught.value.msg
 
 
+def test_a_logout_leaves_iscsi_direct_pools_alone_but_an_attach_does_not():
+    reason = 'libvirt pool san (iscsi-direct of the whole target)'
+    direct = lun(WWID2, 2, pools=[reason], own_session_pools=[reason])
+    _lun.refuse_held([direct], 'logging out', logout=True)  # libvirt's own session: untouched by the logout
+    with pytest.raises(StorageError) as caught:
+        _lun.refuse_held([direct], 'attaching it to a domain')
+    assert caught.value.code == 'LUN_IN_POOL' and 'san' in caught.value.msg
+    kernel = lun(WWID2, 2, pools=['libvirt pool k (iscsi of the whole target)'])
+    with pytest.raises(StorageError):
+        _lun.refuse_held([kernel], 'logging out', logout=True)
+
+
 def test_secret_usage():
     assert _lun.secret_usage(T1) == 'virtops.storage/direct_lun/' + T1
 
