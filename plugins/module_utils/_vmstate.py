@@ -24,6 +24,12 @@ METADATA_ELEMENT = 'storage'
 
 # virDomainState numbers, in libvirt's order (stable ABI)
 STATE_NAMES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
+# active states a shutdown request cannot end, and what the user can do instead
+NO_GRACEFUL_SHUTDOWN = {
+    'paused': 'resume it first',
+    'crashed': 'its guest is not running',
+    'pmsuspended': 'wake it up first (state: running)',
+}
 
 VM_STATE_ARGSPEC = {
     'name': {'type': 'str', 'required': True},
@@ -132,12 +138,16 @@ def plan_vm_state(params, observed):
         timeout = 120
     if timeout < 0:
         raise StorageError('INVALID_ARGUMENT', 'shutdown_timeout must be 0 or more seconds, not %s' % timeout)
+    if state == 'shutoff' and timeout == 0 and not params.get('force_off'):
+        raise StorageError('INVALID_ARGUMENT', 'shutdown_timeout: 0 gives the guest no time to shut down; it needs '
+                                               'force_off: true (power off at once)')
     if state == 'shutoff' and observed.active:
-        if observed.state == 'paused':
+        if observed.state in NO_GRACEFUL_SHUTDOWN or timeout == 0:
             if not params.get('force_off'):
-                raise StorageError('DOMAIN_RUNNING', 'domain %s is paused and cannot shut down gracefully; resume '
-                                                     'it first, or set force_off: true to power it off' % name)
-            plan.add('power off paused domain %s' % name, 'power_off', ())
+                raise StorageError('DOMAIN_RUNNING', 'domain %s is %s and cannot shut down gracefully; %s, or set '
+                                                     'force_off: true to power it off'
+                                   % (name, observed.state, NO_GRACEFUL_SHUTDOWN[observed.state]))
+            plan.add('power off %s domain %s' % (observed.state, name), 'power_off', ())
         else:
             how = ('shut down %s gracefully (wait up to %d s%s)'
                    % (name, timeout, ', then power it off' if params.get('force_off') else ''))
@@ -146,6 +156,12 @@ def plan_vm_state(params, observed):
     elif state == 'running' and observed.state == 'paused':
         plan.add('resume %s' % name, 'resume', ())
         after.state = 'running'
+    elif state == 'running' and observed.state == 'pmsuspended':
+        plan.add('wake up %s' % name, 'wake_up', ())
+        after.state = 'running'
+    elif state == 'running' and observed.state == 'crashed':
+        raise StorageError('INVALID_ARGUMENT', 'domain %s has crashed (kept for inspection); power it off first with '
+                                               'state: shutoff and force_off: true, then start it' % name)
     elif state == 'running' and not observed.active:
         plan.add('start %s' % name, 'start', ())
         after.state = 'running'
@@ -208,15 +224,29 @@ class VmStateOps(object):
         with self.client.errors('resume domain %s' % self.domain.name()):
             self.domain.resume()
 
+    def wake_up(self):
+        with self.client.errors('wake up domain %s' % self.domain.name()):
+            self.domain.pMWakeup(0)
+
     def power_off(self):
-        with self.client.errors('power off domain %s' % self.domain.name()):
-            if self.domain.isActive():
-                self.domain.destroy()
+        if self._active():
+            with self.client.errors('power off domain %s' % self.domain.name()):
+                try:
+                    self.domain.destroy()
+                except libvirt.libvirtError:
+                    if self._active():
+                        raise  # not "it stopped on its own meanwhile"
         self.shutdown = 'forced'
 
     def _active(self):
+        """Whether the domain still runs; a transient domain that stopped is gone, and stopped."""
         with self.client.errors('read the state of domain %s' % self.domain.name()):
-            return bool(self.domain.isActive())
+            try:
+                return bool(self.domain.isActive())
+            except libvirt.libvirtError as err:
+                if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
 
     def shut_down(self, timeout, force_off, clock=time.monotonic, sleep=time.sleep):
         """Ask the guest to shut down, look at the domain with a growing interval until it
@@ -252,13 +282,14 @@ def run_vm_state_module(module):
     client = module.client()
     domain = client.get_domain(params['name'])
     ops = VmStateOps(client, domain)
-    key = (client.canonical_uri, 'domain', ops.observe().uuid)
+    with client.errors('read the UUID of domain %s' % domain.name()):
+        key = (client.canonical_uri, 'domain', domain.UUIDString())
     with host_lock('the disks of domain %s' % domain.name(), key):
         observed = ops.observe()
         plan, after = plan_vm_state(params, observed)
         module.apply(plan, ops)
-        if module.check_mode or not plan.changed:
-            result = after
+        if module.check_mode or not plan.changed or (not observed.persistent and after.state == 'shutoff'):
+            result = after  # a transient domain that stopped is gone: nothing left to read
         else:
             result = ops.observe()
         if ops.shutdown and ops.waited is not None:

@@ -18,7 +18,8 @@ description:
     chooses it) and waits up to O(shutdown_timeout) seconds, looking at the domain at growing intervals
     (never a fixed sleep). A domain still running at the deadline is powered off only with
     O(force_off=true); otherwise the module fails with C(DOMAIN_RUNNING) and changes nothing else. A
-    paused domain cannot shut down gracefully, so it needs O(force_off=true).
+    paused, crashed or suspended (pmsuspended) domain cannot shut down gracefully, so it needs O(force_off=true).
+  - A transient domain that stops is gone - the result then shows it as it was left, shut off.
   - O(metadata) keeps notes (any JSON values) in the domain's persistent definition, inside libvirt's
     C(<metadata>) element under the collection's own XML namespace
     C(https://virtops.example/xmlns/storage/1), so they travel with the domain (migration, backup of
@@ -41,7 +42,8 @@ options:
     required: true
   state:
     description:
-      - C(running) starts a shut-off domain and resumes a paused one.
+      - C(running) starts a shut-off domain, resumes a paused one and wakes a suspended (pmsuspended) one; a
+        crashed domain is refused (power it off first).
       - C(shutoff) stops a running domain, gracefully first (see O(shutdown_timeout) and O(force_off)).
       - Omitted, the power state is left as it is.
     type: str
@@ -49,7 +51,8 @@ options:
   shutdown_timeout:
     description:
       - Seconds to wait for a graceful shutdown before giving up (or powering off, with O(force_off)).
-      - C(0) sends the request and does not wait.
+      - C(0) gives the guest no time at all - the domain is powered off at once, which needs O(force_off=true)
+        (without it C(0) is refused with C(INVALID_ARGUMENT)).
     type: int
     default: 120
   force_off:

@@ -117,4 +117,10 @@ def test_transient_and_missing_domains(conn, names, run):
     assert result['domain']['persistent'] is False and result['metadata'] == {}
     missing = run('vm_state', {'name': names('nothing'), 'state': 'running'})
     assert missing.failed and missing['error_code'] == 'DOMAIN_NOT_FOUND'
-    dom.destroy()
+    # stopping a transient domain makes it vanish: that is a success, not DOMAIN_NOT_FOUND
+    zero = run('vm_state', {'name': names('dom'), 'state': 'shutoff', 'shutdown_timeout': 0}, check=True)
+    assert zero.failed and zero['error_code'] == 'INVALID_ARGUMENT' and dom.isActive()
+    stopped = run('vm_state', {'name': names('dom'), 'state': 'shutoff', 'shutdown_timeout': 0, 'force_off': True})
+    assert not stopped.failed, stopped.get('msg')
+    assert stopped.changed and stopped['shutdown'] == 'forced' and stopped['domain']['state'] == 'shutoff'
+    assert names('dom') not in [d.name() for d in conn.listAllDomains(0)]

@@ -4,6 +4,7 @@ __metaclass__ = type
 
 import json
 
+import libvirt
 import pytest
 
 from ansible_collections.virtops.storage.plugins.module_utils import _vmstate
@@ -61,6 +62,31 @@ def test_a_paused_domain_needs_force_off():
         plan_vm_state(params(state='shutoff'), observed('paused'))
     assert err.value.code == 'DOMAIN_RUNNING' and 'force_off' in err.value.msg
     plan, _after = plan_vm_state(params(state='shutoff', force_off=True), observed('paused'))
+    assert methods(plan) == ['power_off']
+
+
+@pytest.mark.parametrize('state', ['crashed', 'pmsuspended'])
+def test_states_a_shutdown_request_cannot_end_need_force_off(state):
+    with pytest.raises(StorageError) as err:
+        plan_vm_state(params(state='shutoff'), observed(state))
+    assert err.value.code == 'DOMAIN_RUNNING' and state in err.value.msg
+    plan, after = plan_vm_state(params(state='shutoff', force_off=True), observed(state))
+    assert methods(plan) == ['power_off'] and after.state == 'shutoff'
+
+
+def test_waking_and_crashed_domains():
+    plan, after = plan_vm_state(params(state='running'), observed('pmsuspended'))
+    assert methods(plan) == ['wake_up'] and after.state == 'running'
+    with pytest.raises(StorageError) as err:
+        plan_vm_state(params(state='running'), observed('crashed'))
+    assert err.value.code == 'INVALID_ARGUMENT'
+
+
+def test_zero_timeout_means_power_off_at_once_and_needs_permission():
+    with pytest.raises(StorageError) as err:
+        plan_vm_state(params(state='shutoff', shutdown_timeout=0), observed('running'))
+    assert err.value.code == 'INVALID_ARGUMENT' and 'force_off' in err.value.msg
+    plan, _after = plan_vm_state(params(state='shutoff', shutdown_timeout=0, force_off=True), observed('running'))
     assert methods(plan) == ['power_off']
 
 
@@ -240,6 +266,17 @@ def test_timeout_with_permission_powers_off():
     assert ops.waited == pytest.approx(5.0)
 
 
-def test_zero_timeout_asks_once_and_does_not_wait():
-    ops, domain, clock, err = shut(stops_after=None, timeout=0, force_off=True)
-    assert err is None and domain.requested == 100.0 and domain.destroyed and clock.sleeps == []
+def test_a_transient_domain_that_stops_is_gone_and_stopped():
+    clock = Clock()
+    domain = FakeDomain(clock, stops_after=1.0)
+    gone = libvirt.libvirtError('no domain')
+    gone.get_error_code = lambda: libvirt.VIR_ERR_NO_DOMAIN
+
+    def is_active():
+        if domain.requested is not None and clock.now - domain.requested >= 1.0:
+            raise gone
+        return True
+    domain.isActive = is_active
+    ops = VmStateOps(FakeClient(), domain)
+    ops.shut_down(30, False, clock=clock, sleep=clock.sleep)
+    assert ops.shutdown == 'graceful' and 1.0 <= ops.waited <= 1.5
