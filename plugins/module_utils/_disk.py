@@ -168,7 +168,7 @@ def desired_from_params(params):
             raise StorageError('INVALID_ARGUMENT', 'target %s does not fit bus %s (whose disks are named %sX)'
                                % (desired.target, desired.bus, _domain.TARGET_PREFIX[desired.bus]))
     if desired.serial and (not _domain.SERIAL_RE.match(desired.serial)
-                                       or desired.serial != desired.serial.strip()):
+                           or desired.serial != desired.serial.strip()):
         raise StorageError('INVALID_ARGUMENT', 'serial %r may hold only letters, digits, inner spaces and _ . + -'
                            % desired.serial)
     if desired.boot_order is not None and not 1 <= desired.boot_order <= MAX_BOOT_ORDER:
