@@ -1005,8 +1005,9 @@ def list_disks(client, domain_name):
         disks.append(described)
     disks.sort(key=lambda item: (item['target'] or ''))
     root = observed.root()
+    view = observed.config if observed.config is not None else observed.live
     facts = {'name': observed.name, 'uuid': observed.uuid, 'running': observed.running,
-             'persistent': observed.persistent}
+             'persistent': observed.persistent, 'legacy_boot': list(view.legacy_boot) if view is not None else []}
     return disks, root.target if root is not None else None, facts
 
 

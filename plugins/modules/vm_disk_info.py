@@ -64,10 +64,16 @@ root:
   type: str
   sample: vda
 domain:
-  description: C(name), C(uuid), C(running) and C(persistent) of the domain.
+  description:
+    - C(name), C(uuid), C(running) and C(persistent) of the domain.
+    - C(legacy_boot) is the definition's C(<os><boot dev>) list (C(hd), C(cdrom), C(network), C(fd)) in order,
+      empty when the domain boots by per-device boot order. With it, a disk's RV(disks[].boot_order) is the
+      index libvirt gives the first device of each kind, not one written on the disk - libvirt falls back to
+      C(<boot dev='hd'/>) when a definition has no boot order at all, e.g. after its root disk was detached.
   returned: always
   type: dict
-  sample: {"name": "web01", "uuid": "2f0d3c1e-8f4a-4d8e-9b1c-0a6e5d4c3b2a", "running": true, "persistent": true}
+  sample: {"name": "web01", "uuid": "2f0d3c1e-8f4a-4d8e-9b1c-0a6e5d4c3b2a", "running": true, "persistent": true,
+           "legacy_boot": []}
 disks:
   description:
     - Every disk, sorted by target, in the shape of M(virtops.storage.vm_disk)'s RV(virtops.storage.vm_disk#module:disk)

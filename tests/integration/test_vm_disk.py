@@ -473,7 +473,9 @@ def test_vm_disk_info_reports_both_views(run, conn, names):
     by_uuid = run('vm_disk_info', {'domain': dom.UUIDString()})
     assert by_name['disks'] == by_uuid['disks'] and not by_name.changed and by_name['actions'] == []
     assert by_name['root'] == 'vda'
-    assert by_name['domain'] == {'name': dom.name(), 'uuid': dom.UUIDString(), 'running': True, 'persistent': True}
+    legacy = [boot.get('dev') for boot in etree.fromstring(dom.XMLDesc(INACTIVE)).findall('os/boot')]
+    assert by_name['domain'] == {'name': dom.name(), 'uuid': dom.UUIDString(), 'running': True, 'persistent': True,
+                                 'legacy_boot': legacy}
     disks = dict((disk['target'], disk) for disk in by_name['disks'])
     assert set(disks) == set(disks_of(dom.XMLDesc(0))) == set(disks_of(dom.XMLDesc(INACTIVE)))
     assert disks['vda']['role'] == 'root' and disks['vda']['boot_order'] == 1 and disks['vda']['bootable']
