@@ -30,6 +30,8 @@ ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 OLD_DRIVER = {'cache': 'none', 'io': 'native', 'discard': 'unmap'}
 OLD_SERIAL = 'OLDROOTSERIAL01'
 METADATA_URI = 'https://virtops.example/xmlns/storage/1'  # vm_state's namespace
+# another controller (e.g. a venv with ansible-core 2.16) may run the role; modules keep the venv's Python
+SWAP_PLAYBOOK_COMMAND = os.environ.get('ROOT_VOLUME_SWAP_ANSIBLE_PLAYBOOK', ANSIBLE_PLAYBOOK)
 
 PLAYBOOK = """---
 - name: Run the root_volume_swap role
@@ -90,7 +92,7 @@ def swap(names, check=False, **role_vars):
         handle.write(PLAYBOOK)
     extra = dict(('root_volume_swap_%s' % key, value) for key, value in role_vars.items())
     extra['swap_outcome_file'] = outcome_file
-    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', playbook, '-e', json.dumps(extra)]
+    command = [SWAP_PLAYBOOK_COMMAND, '-i', 'localhost,', '-c', 'local', playbook, '-e', json.dumps(extra)]
     if check:
         command.append('--check')
     proc = subprocess.run(command, capture_output=True, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK='default'),
@@ -179,7 +181,12 @@ def users_of(conn, pool, volume):
     path = conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
     users = []
     for dom in conn.listAllDomains(0):
-        xmls = [dom.XMLDesc(0)] + ([dom.XMLDesc(INACTIVE)] if dom.isPersistent() else [])
+        try:
+            xmls = [dom.XMLDesc(0)] + ([dom.XMLDesc(INACTIVE)] if dom.isPersistent() else [])
+        except libvirt.libvirtError as err:  # a domain another test removes meanwhile
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
         for xml in xmls:
             for disk in etree.fromstring(xml).findall('devices/disk'):
                 source = disk.find('source')
@@ -245,6 +252,7 @@ def assert_no_op(names, pool, old_path, **role_vars):
     assert not again.failed, again
     assert again.changed_tasks == 0, again
     assert again.result['changed'] is False and again.result['actions'] == []
+    assert again.result['started'] is False and again.result['left_shut_off'] is False
     assert again.result['old_root'] == root_shape(pool, 'old.qcow2', old_path, 'qcow2')
 
 
@@ -576,3 +584,152 @@ def test_a_failed_start_puts_the_old_root_back(conn, names):
     assert sorted(conn.storagePoolLookupByName(pool).listVolumes()) == volumes
     assert users_of(conn, pool, 'broken.qcow2') == []
     assert metadata_record(conn, name) is None
+
+
+# ---------------------------------------------------------------------------------------
+# a re-run over what an interrupted run or an incomplete rollback left
+def write_record(conn, name, record):
+    """Write the swap record as vm_state does (the domain's definition, the collection's namespace)."""
+    element = etree.Element('storage')
+    element.text = json.dumps({'root_volume_swap': record}, sort_keys=True, separators=(',', ':'))
+    conn.lookupByName(name).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, etree.tostring(element, encoding='unicode'),
+                                        'virtops', METADATA_URI, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def detach_from_definition(conn, name, target):
+    dom = conn.lookupByName(name)
+    disk = disks_of(dom.XMLDesc(INACTIVE))[target]
+    dom.detachDeviceFlags(etree.tostring(disk, encoding='unicode'), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def set_boot_orders(conn, name, orders):
+    """Give the disks of the definition these boot orders ({target: order or None})."""
+    dom = conn.lookupByName(name)
+    tree = etree.fromstring(dom.XMLDesc(INACTIVE))
+    for boot in tree.findall('os/boot'):
+        tree.find('os').remove(boot)
+    for disk in tree.findall('devices/disk'):
+        for boot in disk.findall('boot'):
+            disk.remove(boot)
+        order = orders.get(disk.find('target').get('dev'))
+        if order is not None:
+            etree.SubElement(disk, 'boot', order=str(order))
+    conn.defineXML(etree.tostring(tree, encoding='unicode'))
+
+
+def a_record(conn, pool, old, new, old_format='qcow2', new_format='qcow2'):
+    return {'old_root': root_shape(pool, old, path_of(conn, pool, old), old_format),
+            'new_root': root_shape(pool, new, path_of(conn, pool, new), new_format)}
+
+
+def assert_refused_changing_nothing(conn, names, name, pool, before, record, role_vars, *fragments):
+    for check in (True, False):
+        outcome = swap(names, check=check, **role_vars)
+        assert outcome.failed, outcome
+        assert outcome.msg.startswith('INVALID_ARGUMENT: '), outcome.msg
+        for fragment in fragments:
+            assert fragment in outcome.msg, (fragment, outcome.msg)
+        assert outcome.msg.endswith('nothing was changed'), outcome.msg
+        assert outcome.changed_tasks == 0, outcome
+        assert snapshot(conn, [name], [pool]) == before
+        assert metadata_record(conn, name) == record, 'the record of the real root is kept'
+    return outcome
+
+
+@pytest.mark.parametrize('new_volume', ['new.qcow2', 'other.qcow2'])
+def test_a_rerun_after_an_incomplete_rollback_never_swaps_out_the_data_disk(conn, names, new_volume):
+    """vda (root, boot order 1) was detached and the rollback stopped before it came back: libvirt
+    now boots vdb, the data disk, by <os><boot dev='hd'>. The record still names vda's volume as
+    the old root. A re-run must not take vdb for the root: it is refused before anything changes,
+    pointing at the record - whatever new volume is asked for."""
+    pool, _target = make_dir_pool(conn, names)
+    for volume in ('old.qcow2', 'new.qcow2', 'other.qcow2'):
+        make_volume(conn, pool, volume, 16 * MIB, 'qcow2')
+    make_volume(conn, pool, 'data.img', 8 * MIB, 'raw')
+    name = make_domain(conn, names, pool, extra_disks=volume_disk(pool, 'data.img', 'vdb', 'raw'))
+    record = a_record(conn, pool, 'old.qcow2', 'new.qcow2')
+    write_record(conn, name, record)
+    detach_from_definition(conn, name, 'vda')
+    xml = conn.lookupByName(name).XMLDesc(INACTIVE)
+    assert list(disks_of(xml)) == ['vdb'] and os_boot(xml) == ['hd'], 'libvirt boots the data disk now'
+    before = snapshot(conn, [name], [pool])
+    outcome = assert_refused_changing_nothing(
+        conn, names, name, pool, before, record, dict(domain=name, volume={'pool': pool, 'name': new_volume}),
+        'the root disk of domain %s is now vdb (%s/data.img)' % (name, pool),
+        'records a swap of its root disk vda from %s/old.qcow2 (the old root) to %s/new.qcow2' % (pool, pool),
+        'metadata: {root_volume_swap: null}', 'virtops.storage.vm_disk role=root target=vda')
+    assert outcome.result is None, 'refused in the reads, before the swap'
+    assert users_of(conn, pool, 'data.img') == [name]
+
+
+def test_a_recorded_old_root_that_only_boots_by_default_is_refused(conn, names):
+    """A record (written by an earlier, faulty run) names the data disk as the old root, and that
+    disk boots only as libvirt's first hard disk: nothing says it is the real root - refused."""
+    pool, _target = make_dir_pool(conn, names)
+    for volume in ('old.qcow2', 'new.qcow2'):
+        make_volume(conn, pool, volume, 16 * MIB, 'qcow2')
+    make_volume(conn, pool, 'data.img', 8 * MIB, 'raw')
+    name = make_domain(conn, names, pool, extra_disks=volume_disk(pool, 'data.img', 'vdb', 'raw'))
+    detach_from_definition(conn, name, 'vda')
+    record = {'old_root': dict(root_shape(pool, 'data.img', path_of(conn, pool, 'data.img'), 'raw'), target='vdb'),
+              'new_root': dict(root_shape(pool, 'old.qcow2', path_of(conn, pool, 'old.qcow2'), 'qcow2'), target='vdb')}
+    write_record(conn, name, record)
+    before = snapshot(conn, [name], [pool])
+    assert_refused_changing_nothing(
+        conn, names, name, pool, before, record, dict(domain=name, volume={'pool': pool, 'name': 'new.qcow2'}),
+        "boots only as the first hard disk (<os><boot dev='hd'>)", 'metadata: {root_volume_swap: null}')
+    # once the root boots by a boot order of its own (the record says it is the old root), the swap goes on
+    set_boot_orders(conn, name, {'vdb': 1})
+    applied = swap(names, domain=name, volume={'pool': pool, 'name': 'new.qcow2'})
+    assert not applied.failed, applied
+    assert source_of(disks_of(conn.lookupByName(name).XMLDesc(INACTIVE))['vdb']) == (pool, 'new.qcow2')
+
+
+@pytest.mark.parametrize('step', ['spare-attached', 'boot-taken-away'])
+def test_a_run_interrupted_before_the_promote_is_not_a_no_op(conn, names, step):
+    """The new root joined with the spare boot order 65535 (behind the data disk that took the boot
+    over), and the run stopped before the new root took boot order 1: a re-run refuses and says how
+    to finish, changing nothing; once the new root is made the root, the re-run is a no-op."""
+    pool, _target = make_dir_pool(conn, names)
+    for volume in ('old.qcow2', 'new.qcow2'):
+        make_volume(conn, pool, volume, 16 * MIB, 'qcow2')
+    make_volume(conn, pool, 'data.img', 8 * MIB, 'raw')
+    name = make_domain(conn, names, pool, extra_disks=volume_disk(pool, 'data.img', 'vdb', 'raw'))
+    record = a_record(conn, pool, 'old.qcow2', 'new.qcow2')
+    write_record(conn, name, record)
+    detach_from_definition(conn, name, 'vda')
+    conn.lookupByName(name).attachDeviceFlags(volume_disk(pool, 'new.qcow2', 'vda'), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    set_boot_orders(conn, name, {'vda': 65535, 'vdb': 1} if step == 'spare-attached' else {'vda': 65535})
+    before = snapshot(conn, [name], [pool])
+    role_vars = dict(domain=name, volume={'pool': pool, 'name': 'new.qcow2'})
+    assert_refused_changing_nothing(
+        conn, names, name, pool, before, record, role_vars,
+        'has the new root of an unfinished swap attached, but not as its root disk: vda (boot order 65535',
+        'a run was interrupted', 'virtops.storage.vm_disk role=root', 'metadata: {root_volume_swap: null}')
+    # finished by hand as the message says: the re-run accepts it and reports the recorded old root
+    set_boot_orders(conn, name, {'vda': 1})
+    assert_no_op(names, pool, path_of(conn, pool, 'old.qcow2'), **role_vars)
+
+
+def test_a_paused_domain_powered_off_stays_shut_off(conn, names):
+    """shutdown + force_off on a paused domain: powered off, swapped, and left shut off (its guest's
+    memory is gone), which the result says."""
+    pool, _target = make_dir_pool(conn, names)
+    make_volume(conn, pool, 'old.qcow2', 16 * MIB, 'qcow2')
+    make_volume(conn, pool, 'new.qcow2', 16 * MIB, 'qcow2')
+    name = make_domain(conn, names, pool, start=True)
+    conn.lookupByName(name).suspend()
+    role_vars = dict(domain=name, volume={'pool': pool, 'name': 'new.qcow2'}, shutdown=True, shutdown_timeout=2,
+                     force_off=True)
+    checked = swap(names, check=True, **role_vars)
+    assert not checked.failed, checked
+    assert 'start %s' % name not in checked.result['actions']
+    assert checked.result['started'] is False and checked.result['left_shut_off'] is True
+    applied = swap(names, **role_vars)
+    assert not applied.failed, applied
+    dom = conn.lookupByName(name)
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    assert_new_root(dom.XMLDesc(INACTIVE), pool, 'new.qcow2', 'qcow2')
+    result = applied.result
+    assert result['shut_down'] == 'forced' and result['started'] is False and result['left_shut_off'] is True
+    assert not any(step.startswith('start ') for step in result['actions']), result['actions']
