@@ -28,6 +28,10 @@ INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 NOTES_NS = 'https://virtops.example/xmlns/storage/1'  # where vm_state keeps the collection's notes
 MOLECULE = os.path.join(os.path.dirname(sys.executable), 'molecule')
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
+# The controller that runs the role: the venv's, or another ansible-core's ansible-playbook
+# (RVR_ANSIBLE_PLAYBOOK=/path/to/ansible-playbook) - the role declares ansible-core 2.16 and
+# later. Modules still run on this Python (ansible_env sets ANSIBLE_PYTHON_INTERPRETER).
+CONTROLLER = os.environ.get('RVR_ANSIBLE_PLAYBOOK') or ANSIBLE_PLAYBOOK
 ROOT = 'root.qcow2'
 DATA = 'data.img'
 SERIAL = 'PATIENTROOT01'
@@ -84,15 +88,15 @@ class Outcome(object):
         return statuses[-1] == 'changed'
 
 
-def rescue(tmp_path, check=False, **role_vars):
+def rescue(tmp_path, check=False, playbook_text=PLAYBOOK, **role_vars):
     """The role through ansible-playbook, its variables given without the role's prefix."""
-    playbook = tmp_path / 'rescue.yml'
+    playbook = tmp_path / ('rescue-%s.yml' % uuid.uuid5(uuid.NAMESPACE_OID, playbook_text).hex)
     if not playbook.exists():
-        playbook.write_text(PLAYBOOK)
+        playbook.write_text(playbook_text)
     outcome_file = tmp_path / ('outcome-%s.json' % uuid.uuid4().hex)
     extra = dict(('root_volume_rescue_%s' % key, value) for key, value in role_vars.items())
     extra['rvr_test_outcome'] = str(outcome_file)
-    command = [ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', str(playbook), '-e', json.dumps(extra)]
+    command = [CONTROLLER, '-i', 'localhost,', '-c', 'local', str(playbook), '-e', json.dumps(extra)]
     if check:
         command.append('--check')
     proc = subprocess.run(command, capture_output=True, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK='default'),
@@ -406,3 +410,87 @@ def test_root_without_a_serial_comes_back_without_one(conn, names, tmp_path):
     assert rescue(tmp_path, domain=lab.patient, rescue_domain=rescue_domain).failure is None
     assert rescue(tmp_path, domain=lab.patient, state='absent').failure is None
     assert without_notes(conn.lookupByName(lab.patient).XMLDesc(INACTIVE)) == without_notes(definition_before)
+
+
+# ---------------------------------------------------------------------------------------
+# 9. a running rescue domain without any hard disk boots from the first one it gets
+#    (<os><boot dev='hd'>): the volume would become its root, which vm_disk attaches only to
+#    a shut-off domain - refused before the patient loses its root
+@pytest.mark.parametrize('check', [True, False], ids=['check', 'apply'])
+def test_running_rescue_domain_without_a_disk_is_refused(lab, tmp_path, check):
+    rescue_domain = define_domain(lab.conn, lab.names('diskless'), '', start=True).name()
+    before = lab.state(lab.patient, rescue_domain)
+    outcome = rescue(tmp_path, check=check, domain=lab.patient, rescue_domain=rescue_domain)
+    assert outcome.failure.startswith('DOMAIN_RUNNING:'), outcome.failure
+    assert rescue_domain in outcome.failure
+    assert_untouched(lab, before, outcome)
+    assert lab.record() is None
+    assert len(lab.root_disks(lab.patient)) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# 10. the record names the rescue domain by UUID too: a renamed rescue domain still has the
+#     volume and gives it back; a record of an older run (name only) still works
+def test_renamed_rescue_domain_gives_the_root_back(lab, tmp_path):
+    rescue_domain = lab.rescue_domain(running=False)
+    rescue_uuid = lab.conn.lookupByName(rescue_domain).UUIDString()
+    definition_before = lab.conn.lookupByName(lab.patient).XMLDesc(INACTIVE)
+    assert rescue(tmp_path, domain=lab.patient, rescue_domain=rescue_domain).failure is None
+    record = lab.record()
+    assert record['rescue_domain'] == rescue_domain and record['rescue_domain_uuid'] == rescue_uuid
+    renamed = lab.names('renamed')
+    lab.conn.lookupByName(rescue_domain).rename(renamed, 0)
+    assert len(lab.root_disks(renamed)) == 1
+
+    again = rescue(tmp_path, domain=lab.patient, rescue_domain=renamed)  # the same domain: nothing to do
+    assert again.failure is None, again.failure
+    assert again.changed_tasks == 0, again.stdout
+
+    back = rescue(tmp_path, domain=lab.patient, state='absent')
+    assert back.failure is None, back.failure
+    assert back.step_changed('Detach the root volume from the rescue domain')
+    assert back.result['rescue_domain'] == renamed and back.result['changed'] is True
+    assert lab.root_disks(renamed) == []
+    assert_patient_whole(lab, definition_before)
+
+
+def test_record_without_the_rescue_domains_uuid_still_works(lab, tmp_path):
+    rescue_domain = lab.rescue_domain()
+    definition_before = lab.conn.lookupByName(lab.patient).XMLDesc(INACTIVE)
+    assert rescue(tmp_path, domain=lab.patient, rescue_domain=rescue_domain).failure is None
+    record = lab.record()
+    del record['rescue_domain_uuid']  # as the first version of the role wrote it
+    patient = lab.conn.lookupByName(lab.patient)
+    node = etree.fromstring(patient.XMLDesc(INACTIVE)).find('metadata/{%s}storage' % NOTES_NS)
+    notes = json.loads(node.text)
+    notes['root_volume_rescue'] = record
+    element = etree.Element('storage')
+    element.text = json.dumps(notes, sort_keys=True, separators=(',', ':'))
+    patient.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, etree.tostring(element, encoding='unicode'), 'virtops',
+                        NOTES_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    assert 'rescue_domain_uuid' not in lab.record()
+
+    again = rescue(tmp_path, domain=lab.patient, rescue_domain=rescue_domain)
+    assert again.failure is None, again.failure
+    assert again.result['changed'] is False and again.changed_tasks == 0, again.stdout
+    back = rescue(tmp_path, domain=lab.patient, state='absent')
+    assert back.failure is None, back.failure
+    assert lab.root_disks(rescue_domain, live=True) == [] and lab.root_disks(rescue_domain) == []
+    assert_patient_whole(lab, definition_before)
+
+
+# ---------------------------------------------------------------------------------------
+# 11. a failure that carries no error code (here a module that cannot even start, so its
+#     result has no error_code) still starts with one, and changes nothing
+def test_failure_without_an_error_code_gets_one(lab, tmp_path):
+    rescue_domain = lab.rescue_domain()
+    before = lab.state(lab.patient, rescue_domain)
+    broken = PLAYBOOK.replace("            name: virtops.storage.root_volume_rescue\n",
+                              "            name: virtops.storage.root_volume_rescue\n"
+                              "          vars:\n"
+                              "            ansible_python_interpreter: /nonexistent/python\n")
+    assert broken != PLAYBOOK
+    outcome = rescue(tmp_path, playbook_text=broken, domain=lab.patient, rescue_domain=rescue_domain)
+    assert outcome.failure.startswith('LIBVIRT_ERROR:'), outcome.failure
+    assert re.search(r'MODULE FAILURE|nonexistent|interpreter', outcome.failure), outcome.failure
+    assert_untouched(lab, before, outcome)
