@@ -60,7 +60,9 @@ PY
 }
 
 run_pytest() {
-  python -m pytest tests/unit tests/integration
+  # two workers; the tests that attach loop devices over tgtd LUNs (direct LUNs, the iscsiadm
+  # stand-in, direct_lun_host) share one (xdist_group 'lab-iscsi-luns'), the rest spread
+  python -m pytest -n 2 --dist loadgroup tests/unit tests/integration
 }
 
 results=()

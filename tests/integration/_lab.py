@@ -6,6 +6,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,17 @@ def monitor(dom, command):
     """What QEMU itself says (HMP `info block`, `info qtree`): proof it opened a disk."""
     return subprocess.run(['virsh', '-c', URI, 'qemu-monitor-command', dom.name(), '--hmp', command],
                           capture_output=True, text=True, check=True).stdout
+
+
+def attached_loops():
+    """Loop devices attached now, except the ones Names.loop_device makes (loopN.img files of
+    other tests, which may get a number the iscsiadm stand-in used a moment ago)."""
+    listing = subprocess.run(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
+                             capture_output=True, text=True, check=True).stdout
+    found = set()
+    for line in listing.splitlines():
+        parts = line.split(None, 1)
+        if parts and not re.search(r'/loop\d+\.img( \(deleted\))?$', parts[1] if len(parts) > 1 else ''):
+            found.add(parts[0])
+    return found
+

@@ -36,9 +36,12 @@ from lxml import etree
 
 import _lab
 from _disks import DISK_FIELDS, disks_of, views
-from _lab import ISCSID_CONF, LAB, ModuleRun, define_domain, monitor
+from _lab import ISCSID_CONF, LAB, ModuleRun, attached_loops, define_domain, monitor
 from _support import REPO
 from ansible_collections.virtops.storage.plugins.module_utils._libiscsi import Connection
+
+# with pytest -n: on one worker with the other tests that attach loop devices over tgtd LUNs
+pytestmark = pytest.mark.xdist_group('lab-iscsi-luns')
 
 FAKES = os.path.join(REPO, 'tests', 'fakes')
 STANDIN = os.path.join(FAKES, 'iscsiadm')
@@ -89,11 +92,6 @@ def truth():
 
 # ---------------------------------------------------------------------------------------
 # one stand-in root per test
-def attached_loops():
-    return set(line.split(':', 1)[0] for line in subprocess.run(
-        ['losetup', '-a'], capture_output=True, text=True, check=True).stdout.splitlines())
-
-
 def option_values(argv, *names):
     return [argv[index + 1] for index, word in enumerate(argv[:-1]) if word in names]
 
@@ -826,6 +824,26 @@ def test_a_lun_the_host_uses_is_refused_a_pool_on_it_or_a_mount(private, conn, n
     assert info[(iqn, 2)]['in_pool'] is False
     pool.undefine()
 
+    # (a2) an iscsi-direct pool of the whole target: libvirt's own session, so the LUN cannot be
+    # handed to a domain, but the host's logout does not touch that pool and goes ahead
+    root = etree.Element('pool', type='iscsi-direct')
+    etree.SubElement(root, 'name').text = names('direct')
+    source = etree.SubElement(root, 'source')
+    host_name, port = PORTAL.rsplit(':', 1)
+    etree.SubElement(source, 'host', name=host_name, port=port)
+    etree.SubElement(source, 'device', path=iqn)
+    etree.SubElement(etree.SubElement(source, 'initiator'), 'iqn', name=INITIATOR)
+    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
+    try:
+        result = refused(host, attach, 'LUN_IN_POOL', state)
+        assert pool.name() in result['msg'], result['msg']
+        gone = host.run('direct_lun', absent, check=True)  # the logout is not refused (check mode: the
+        assert not gone.failed and gone.changed, gone.get('msg')  # session stays for (b))
+        assert any('log out' in step for step in gone['actions']), gone['actions']
+        assert list(host.sessions().values()) == [iqn]
+    finally:
+        pool.undefine()
+
     # (b) a file system on the LUN, mounted on the host
     device = os.path.realpath(lun['path'])
     subprocess.run(['mkfs.ext4', '-q', '-F', device], check=True, capture_output=True)
@@ -841,25 +859,6 @@ def test_a_lun_the_host_uses_is_refused_a_pool_on_it_or_a_mount(private, conn, n
         assert list(host.sessions().values()) == [iqn]
     finally:
         subprocess.run(['umount', mountpoint], check=False, capture_output=True)
-
-    # (c) an iscsi-direct pool of the whole target: libvirt's own session, so the LUN cannot be
-    # handed to a domain, but the host's logout does not touch that pool and goes ahead
-    root = etree.Element('pool', type='iscsi-direct')
-    etree.SubElement(root, 'name').text = names('direct')
-    source = etree.SubElement(root, 'source')
-    host_name, port = PORTAL.rsplit(':', 1)
-    etree.SubElement(source, 'host', name=host_name, port=port)
-    etree.SubElement(source, 'device', path=iqn)
-    etree.SubElement(etree.SubElement(source, 'initiator'), 'iqn', name=INITIATOR)
-    pool = conn.storagePoolDefineXML(etree.tostring(root, encoding='unicode'), 0)
-    try:
-        result = refused(host, attach, 'LUN_IN_POOL', state)
-        assert pool.name() in result['msg'], result['msg']
-        gone = host.run('direct_lun', absent)
-        assert not gone.failed and gone.changed, gone.get('msg')
-        assert host.sessions() == {} and pool.XMLDesc(0) is not None
-    finally:
-        pool.undefine()
 
 
 def test_a_lun_used_through_the_qemu_transport_is_in_use_for_the_kernel_transport(private, conn, names):

@@ -121,7 +121,13 @@ def lab_users(conn):
     """Who holds the lab's targets: domains with a disk on them, pools built on them."""
     users = []
     for dom in conn.listAllDomains(0):
-        for xml in set(x for x in views(conn, dom.name()) if x):
+        try:
+            xmls = set(x for x in views(conn, dom.name()) if x)
+        except libvirt.libvirtError as err:  # a domain another test removes meanwhile
+            if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        for xml in xmls:
             for source in etree.fromstring(xml).findall("devices/disk[@type='network']/source[@protocol='iscsi']"):
                 if (source.get('name') or '').split('/')[0] in (OPEN, CHAP):
                     users.append('domain %s (%s)' % (dom.name(), source.get('name')))

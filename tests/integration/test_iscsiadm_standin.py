@@ -21,10 +21,13 @@ import uuid
 
 import pytest
 
-from _lab import ISCSID_CONF, LAB
+from _lab import ISCSID_CONF, LAB, attached_loops
 from _support import REPO
 
 from ansible_collections.virtops.storage.plugins.module_utils import _libiscsi, _scsi
+
+# with pytest -n: on one worker with the other tests that attach loop devices over tgtd LUNs
+pytestmark = pytest.mark.xdist_group('lab-iscsi-luns')
 
 STANDIN = os.path.join(REPO, 'tests', 'fakes', 'iscsiadm')
 PORTAL = LAB['LAB_ISCSI_PORTAL']
@@ -85,11 +88,6 @@ class Root(object):
     def calls(self):
         with open(self.p('var/log/iscsiadm-standin.jsonl')) as handle:
             return [json.loads(line) for line in handle]
-
-
-def attached_loops():
-    return set(line.split(':', 1)[0] for line in subprocess.run(
-        ['losetup', '-a'], capture_output=True, text=True, check=True).stdout.splitlines())
 
 
 @pytest.fixture

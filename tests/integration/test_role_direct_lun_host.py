@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from _lab import ANSIBLE_PLAYBOOK, ISCSID_CONF, LAB, ansible_env, define_domain
+from _lab import ANSIBLE_PLAYBOOK, ISCSID_CONF, LAB, ansible_env, attached_loops, define_domain
 from _support import REPO
 
 pytestmark = pytest.mark.xdist_group('lab-iscsi-luns')
@@ -161,11 +161,6 @@ def failure(output, host):
 
 # ---------------------------------------------------------------------------------------
 # the iscsiadm stand-in: one root per host
-def attached_loops():
-    return set(line.split(':', 1)[0] for line in subprocess.run(
-        ['losetup', '-a'], capture_output=True, text=True, check=True).stdout.splitlines())
-
-
 class Root(object):
     """A stand-in root: a host's /etc/iscsi, sysfs and /dev."""
 
