@@ -67,7 +67,7 @@ domain:
   description:
     - C(name), C(uuid), C(running) and C(persistent) of the domain.
     - C(legacy_boot) is the definition's C(<os><boot dev>) list (C(hd), C(cdrom), C(network), C(fd)) in order,
-      empty when the domain boots by per-device boot order. With it, a disk's RV(disks[].boot_order) is the
+      empty when the domain boots by per-device boot order. With it, a disk's C(boot_order) is the
       index libvirt gives the first device of each kind, not one written on the disk - libvirt falls back to
       C(<boot dev='hd'/>) when a definition has no boot order at all, e.g. after its root disk was detached.
   returned: always

@@ -283,4 +283,3 @@ def attached_loops():
         if parts and not re.search(r'/loop\d+\.img( \(deleted\))?$', parts[1] if len(parts) > 1 else ''):
             found.add(parts[0])
     return found
-
