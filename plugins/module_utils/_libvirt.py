@@ -282,7 +282,14 @@ class LibvirtClient(object):
         """A volume's XML; with `missing_ok`, None when the volume (or its pool) has gone
         away since it was listed."""
         if missing_ok:
-            return self._lookup('read volume %s' % volume.name(), volume.XMLDesc, 0)
+            try:
+                return volume.XMLDesc(0)
+            except libvirt.libvirtError as err:
+                # gone, or its pool stopped by another run after the listing ("is not active")
+                if is_missing(err) or err.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                    return None
+                raise StorageError(_code_for(err), 'read volume %s failed: %s'
+                                   % (volume.name(), err.get_error_message() or err), libvirt_code=err.get_error_code())
         with self.errors('read volume %s' % volume.name()):
             return volume.XMLDesc(0)
 

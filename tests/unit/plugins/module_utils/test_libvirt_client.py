@@ -230,3 +230,31 @@ def test_header_chains_end_at_loops_and_follow_volume_disks(tmp_path):
                                 "</disk></devices></domain>" % loop_a, live=True)
     index.add_header_chains()
     assert [use.domain for use in index.users(path=loop_b)] == ['vm2']
+
+
+class _Volume(object):
+    """A volume whose XMLDesc fails with a given libvirt error code."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def name(self):
+        return 'v.img'
+
+    def XMLDesc(self, _flags):
+        import libvirt
+        err = libvirt.libvirtError('failed')
+        err.get_error_code = lambda: self.code
+        err.get_error_message = lambda: 'storage pool is not active' if self.code else 'boom'
+        raise err
+
+
+def test_a_volume_whose_pool_stopped_after_the_listing_reads_as_gone():
+    import libvirt
+    client = LibvirtClient('test:///default')
+    assert client.volume_xml(_Volume(libvirt.VIR_ERR_OPERATION_INVALID), missing_ok=True) is None
+    assert client.volume_xml(_Volume(libvirt.VIR_ERR_NO_STORAGE_VOL), missing_ok=True) is None
+    with pytest.raises(StorageError):
+        client.volume_xml(_Volume(libvirt.VIR_ERR_INTERNAL_ERROR), missing_ok=True)
+    with pytest.raises(StorageError):
+        client.volume_xml(_Volume(libvirt.VIR_ERR_OPERATION_INVALID))
