@@ -29,8 +29,9 @@ def snapshot(conn, name, target=None):
         persistent = bool(pool.isPersistent())
         state = (pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE if persistent else 0), bool(pool.isActive()),
                  persistent, bool(pool.autostart()) if persistent else False)
+    # the pool's own secret: other tests (running at the same time) store secrets of their own
     secrets = sorted((secret.usageID(), secret.XMLDesc(0)) for secret in conn.listAllSecrets(0)
-                     if (secret.usageID() or '').startswith('virtops'))
+                     if secret.usageID() == 'virtops-pool/' + name)
     return state, secrets, os.path.exists(target) if target else None
 
 
